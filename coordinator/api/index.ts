@@ -1,0 +1,1 @@
+export { startApi, type ApiOptions } from './server.js'

@@ -1,0 +1,88 @@
+import type { TLSSocket } from 'node:tls'
+import type { Client } from 'aedes'
+import { verifyToken } from '../pki/index.js'
+import type { DeviceRecord } from '../store/index.js'
+import { isLoopbackHost } from '../config/index.js'
+import type { Principal } from './policy.js'
+
+/** How a client proved who it is; recorded for logs and the API. */
+export type AuthMethod = 'certificate' | 'token' | 'anonymous-loopback'
+
+export interface Identity {
+  principal: Principal
+  method: AuthMethod
+}
+
+export interface IdentityOptions {
+  findDevice(name: string): DeviceRecord | undefined
+  allowAnonymousLoopback: boolean
+  anonymousPolicies: readonly string[]
+}
+
+/** A refusal with the MQTT 3.1.1 CONNACK return code to send. */
+export class AuthRefusal extends Error {
+  constructor(readonly returnCode: 4 | 5, message: string) {
+    super(message)
+  }
+}
+
+/**
+ * Decides who a connecting client is. The client id must be the thing name (the Greengrass
+ * convention); a certificate or token proves it. The certificate fingerprint is compared with the
+ * one issued, so removing or re-issuing a device revokes its old certificate.
+ */
+export function identify(client: Client, password: Buffer | undefined, opts: IdentityOptions): Identity {
+  const peerCert = peerCertificate(client)
+  if (peerCert !== null) return byCertificate(client.id, peerCert, opts)
+  if (password !== undefined && password.length > 0) return byToken(client.id, password.toString('utf8'), opts)
+  if (opts.allowAnonymousLoopback && isLoopbackHost(remoteAddress(client))) {
+    const principal = { thingName: client.id, attributes: {}, policies: [...opts.anonymousPolicies] }
+    return { principal, method: 'anonymous-loopback' }
+  }
+  throw new AuthRefusal(4, 'no credentials: present a client certificate or a token as the password')
+}
+
+function byCertificate(clientId: string, cert: { cn: string; fingerprint256: string }, opts: IdentityOptions): Identity {
+  if (cert.cn !== clientId) {
+    throw new AuthRefusal(5, `client id '${clientId}' does not match the certificate's thing name '${cert.cn}'`)
+  }
+  const device = opts.findDevice(clientId)
+  if (device === undefined) throw new AuthRefusal(5, `device '${clientId}' is not registered`)
+  if (device.certFingerprint !== cert.fingerprint256) {
+    throw new AuthRefusal(5, `certificate of '${clientId}' is not the one issued to it (revoked or re-issued)`)
+  }
+  return { principal: principalOf(device), method: 'certificate' }
+}
+
+function byToken(clientId: string, token: string, opts: IdentityOptions): Identity {
+  const device = opts.findDevice(clientId)
+  if (device === undefined || device.tokenHash === null || !verifyToken(token, device.tokenHash)) {
+    throw new AuthRefusal(4, `bad token for '${clientId}'`)
+  }
+  return { principal: principalOf(device), method: 'token' }
+}
+
+const principalOf = (d: DeviceRecord): Principal => ({ thingName: d.name, attributes: d.attributes, policies: d.policies })
+
+/**
+ * The peer certificate of a TLS connection, or null when none was presented. A certificate that
+ * does not chain to our CA is refused outright rather than treated as no credentials.
+ */
+function peerCertificate(client: Client): { cn: string; fingerprint256: string } | null {
+  const socket = client.conn as Partial<TLSSocket>
+  if (typeof socket.getPeerCertificate !== 'function') return null
+  const cert = socket.getPeerCertificate()
+  if (cert === null || Object.keys(cert).length === 0) return null
+  if (socket.authorized !== true) {
+    throw new AuthRefusal(5, `client certificate not trusted: ${String(socket.authorizationError ?? 'unknown reason')}`)
+  }
+  const cn = cert.subject?.CN
+  if (typeof cn !== 'string') throw new AuthRefusal(5, 'client certificate has no subject common name')
+  return { cn, fingerprint256: cert.fingerprint256 }
+}
+
+function remoteAddress(client: Client): string {
+  const conn = client.conn as { remoteAddress?: string }
+  const raw = client.req?.socket.remoteAddress ?? conn.remoteAddress ?? ''
+  return raw.startsWith('::ffff:') ? raw.slice('::ffff:'.length) : raw
+}

@@ -1,0 +1,93 @@
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
+import { createServer as createHttpServer } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, createWebSocketStream } from 'ws'
+import type { IncomingMessage } from 'node:http'
+
+export interface ListenAddress {
+  host: string
+  port: number
+}
+
+export interface TlsMaterial {
+  certPem: string
+  keyPem: string
+  caPem: string
+}
+
+export type ConnectionHandler = (stream: Duplex, req?: IncomingMessage) => void
+
+/** A started listener; `address` has the real port when 0 was asked for. */
+export interface Listener {
+  readonly name: string
+  readonly address: ListenAddress
+  close(): Promise<void>
+}
+
+export async function listenTcp(at: ListenAddress, handle: ConnectionHandler): Promise<Listener> {
+  const server = createNetServer((socket) => handle(socket))
+  return started('mqtt', server, at)
+}
+
+/**
+ * Mutual TLS: a client certificate is asked for and verified against our CA, but a client without
+ * one may still connect and authenticate with a token; the broker's authenticate hook decides.
+ */
+export async function listenTls(at: ListenAddress, tls: TlsMaterial, handle: ConnectionHandler): Promise<Listener> {
+  const server = createTlsServer({
+    cert: tls.certPem,
+    key: tls.keyPem,
+    ca: tls.caPem,
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.2',
+  }, (socket) => handle(socket))
+  return started('mqtts', server, at)
+}
+
+/** MQTT over WebSocket; accepts the subprotocols MQTT.js ('mqtt') and the AWS SDKs ('mqttv3.1') send. */
+export async function listenWebSocket(at: ListenAddress & { path: string }, handle: ConnectionHandler): Promise<Listener> {
+  const http = createHttpServer((_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: upgrade required\n')
+  })
+  const wss = new WebSocketServer({
+    server: http,
+    path: at.path,
+    handleProtocols: (protocols) => ['mqtt', 'mqttv3.1'].find((p) => protocols.has(p)) ?? false,
+  })
+  wss.on('connection', (ws, req) => handle(createWebSocketStream(ws), req))
+  const listener = await started('ws', http, at)
+  return {
+    ...listener,
+    close: async () => {
+      for (const client of wss.clients) client.terminate()
+      await new Promise<void>((resolve) => wss.close(() => resolve()))
+      await listener.close()
+    },
+  }
+}
+
+/** Starts `server` and resolves once it listens (or rejects, e.g. EADDRINUSE). */
+export function started(name: string, server: NetServer, at: ListenAddress): Promise<Listener> {
+  const sockets = new Set<import('node:net').Socket>()
+  server.on('connection', (s) => {
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
+  })
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(at.port, at.host, () => {
+      server.off('error', reject)
+      const addr = server.address() as AddressInfo
+      resolve({
+        name,
+        address: { host: at.host, port: addr.port },
+        close: () => new Promise<void>((done) => {
+          server.close(() => done())
+          for (const s of sockets) s.destroy()
+        }),
+      })
+    })
+  })
+}

@@ -1,0 +1,49 @@
+import type { Command } from 'commander'
+import { createLogger } from '../core/log.js'
+import { Coordinator } from '../kernel/coordinator.js'
+import { configFrom, configOption, dataDirOption, parsePort, type CommonOptions } from './common.js'
+
+interface StartOptions extends CommonOptions {
+  mqttPort?: number
+  mqttsPort?: number
+  wsPort?: number
+  httpPort?: number
+}
+
+/** Deadline for a graceful stop before the process exits anyway. */
+const STOP_DEADLINE_MS = 10_000
+
+export function registerStart(program: Command): void {
+  program.command('start')
+    .description('run the coordinator daemon (broker, shadows, local API)')
+    .addOption(configOption())
+    .addOption(dataDirOption())
+    .option('--mqtt-port <n>', 'MQTT over TCP port (0 picks a free port)', parsePort)
+    .option('--mqtts-port <n>', 'MQTT over mutual TLS port (0 picks a free port)', parsePort)
+    .option('--ws-port <n>', 'MQTT over WebSocket port (0 picks a free port)', parsePort)
+    .option('--http-port <n>', 'local HTTP API port (0 picks a free port)', parsePort)
+    .action(async (opts: StartOptions) => {
+      const config = configFrom(opts, { listeners: listenerOverrides(opts) })
+      const log = createLogger({ level: config.log.level, ...(config.log.pretty === null ? {} : { pretty: config.log.pretty }) })
+      const coordinator = await Coordinator.start(config, log)
+      const stop = (signal: string): void => {
+        log.info({ signal }, 'stopping')
+        setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref()
+        coordinator.close().then(() => process.exit(0), (err: Error) => {
+          log.error({ err: err.message }, 'unclean stop')
+          process.exit(1)
+        })
+      }
+      process.once('SIGTERM', () => stop('SIGTERM'))
+      process.once('SIGINT', () => stop('SIGINT'))
+    })
+}
+
+function listenerOverrides(opts: StartOptions): Record<string, { port: number }> {
+  const out: Record<string, { port: number }> = {}
+  if (opts.mqttPort !== undefined) out['mqtt'] = { port: opts.mqttPort }
+  if (opts.mqttsPort !== undefined) out['mqtts'] = { port: opts.mqttsPort }
+  if (opts.wsPort !== undefined) out['ws'] = { port: opts.wsPort }
+  if (opts.httpPort !== undefined) out['http'] = { port: opts.httpPort }
+  return out
+}

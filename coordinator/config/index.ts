@@ -1,0 +1,2 @@
+export { configSchema, DEFAULTS, type CoordinatorConfig } from './schema.js'
+export { loadConfig, isLoopbackHost, anonymousLoopbackAllowed, type LoadOptions } from './load.js'

@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
+import { resolve } from 'node:path'
+import type { z } from 'zod'
+import { ConfigError } from '../core/errors.js'
+import { configSchema, DEFAULTS, type CoordinatorConfig } from './schema.js'
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
+
+export interface LoadOptions {
+  /** Path to a JSON config file; optional, defaults need no file. */
+  file?: string
+  /** Overrides from the command line, already shaped like the config (e.g. { listeners: { mqtt: { port: 0 } } }). */
+  overrides?: Record<string, unknown>
+}
+
+/** Merges DEFAULTS < file < overrides once, validates every key and returns a frozen config. */
+export function loadConfig(opts: LoadOptions = {}): Readonly<CoordinatorConfig> {
+  const fromFile = opts.file === undefined ? {} : readConfigFile(opts.file)
+  const merged = deepMerge(deepMerge(DEFAULTS as unknown as Json, fromFile), (opts.overrides ?? {}) as Json)
+  const parsed = configSchema.safeParse(merged)
+  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error.issues, opts.file))
+  const config = parsed.data
+  config.dataDir = resolve(config.dataDir)
+  return deepFreeze(config)
+}
+
+function readConfigFile(file: string): Json {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`, { cause: err })
+  }
+  try {
+    return JSON.parse(text) as Json
+  } catch (err) {
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+function describeIssues(issues: readonly z.core.$ZodIssue[], file: string | undefined): string {
+  const lines = issues.map((issue) => {
+    const path = issue.path.map(String).join('.') || '(root)'
+    if (issue.code === 'unrecognized_keys') return `${path}: unknown key(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}`
+    return `${path}: ${issue.message}`
+  })
+  return `invalid configuration${file === undefined ? '' : ` in ${file}`}:\n  ${lines.join('\n  ')}`
+}
+
+/** Objects merge key by key; arrays, scalars and null replace. */
+function deepMerge(base: Json, over: Json): Json {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over
+  const out: { [k: string]: Json } = { ...base }
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue
+    out[k] = k in base ? deepMerge(base[k] as Json, v) : v
+  }
+  return out
+}
+
+function isPlainObject(v: unknown): v is { [k: string]: Json } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null) {
+    for (const child of Object.values(v)) deepFreeze(child)
+    Object.freeze(v)
+  }
+  return v
+}
+
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true
+  if (isIP(host) === 4) return host.startsWith('127.')
+  return host === '::1'
+}
+
+/** Whether anonymous loopback clients are let in, resolving 'auto' against the listeners. */
+export function anonymousLoopbackAllowed(config: CoordinatorConfig): boolean {
+  const setting = config.auth.allowAnonymousLoopback
+  if (setting !== 'auto') return setting
+  const { mqtt, mqtts, ws } = config.listeners
+  return [mqtt, mqtts, ws].every((l) => l === null || isLoopbackHost(l.host))
+}

@@ -1,0 +1,137 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { systemClock, type Clock } from '../core/clock.js'
+import { K, type Logger } from '../core/log.js'
+import { anonymousLoopbackAllowed, type CoordinatorConfig } from '../config/index.js'
+import { openDatabase, DeviceStore, ShadowStore, type Db } from '../store/index.js'
+import { createBrokerPersistence } from '../store/broker-persistence.js'
+import { caExists, caFiles, defaultServerHosts, initCa, readCa, readServer } from '../pki/ca-files.js'
+import { Broker, PolicyEngine, listenTcp, listenTls, listenWebSocket, type Listener, type ListenAddress } from '../broker/index.js'
+import { ShadowService } from '../shadow/index.js'
+import { startApi } from '../api/index.js'
+
+export type Endpoints = Partial<Record<'mqtt' | 'mqtts' | 'ws' | 'http', ListenAddress>>
+
+/** What `<dataDir>/endpoints.json` holds while the daemon runs, so the CLI and tools find it. */
+export interface EndpointsFile {
+  pid: number
+  endpoints: Endpoints
+}
+
+export const endpointsFile = (dataDir: string): string => join(dataDir, 'endpoints.json')
+export const databaseFile = (dataDir: string): string => join(dataDir, 'coordinator.db')
+export const apiTokenFile = (dataDir: string): string => join(dataDir, 'api-token')
+
+/**
+ * The composition root: builds every service, starts them in dependency order and stops them in
+ * reverse. Nothing below this constructs services.
+ */
+export class Coordinator {
+  readonly endpoints: Endpoints = {}
+  readonly #config: CoordinatorConfig
+  readonly #log: Logger
+  readonly #listeners: Listener[] = []
+  #db: Db | undefined
+  #broker: Broker | undefined
+  #shadows: ShadowService | undefined
+  #ready = false
+  #closing: Promise<void> | undefined
+
+  private constructor(config: CoordinatorConfig, log: Logger) {
+    this.#config = config
+    this.#log = log
+  }
+
+  static async start(config: CoordinatorConfig, log: Logger, clock: Clock = systemClock): Promise<Coordinator> {
+    const c = new Coordinator(config, log)
+    try {
+      await c.#start(clock)
+    } catch (err) {
+      await c.close()
+      throw err
+    }
+    return c
+  }
+
+  async #start(clock: Clock): Promise<void> {
+    const config = this.#config
+    const db = (this.#db = openDatabase(databaseFile(config.dataDir), { synchronous: config.store.synchronous }))
+    const devices = new DeviceStore(db)
+    const policy = new PolicyEngine({ policies: [...config.policies] })
+    this.#broker = await Broker.create({
+      persistence: createBrokerPersistence(db),
+      identity: {
+        findDevice: (name) => devices.get(name),
+        allowAnonymousLoopback: anonymousLoopbackAllowed(config),
+        anonymousPolicies: config.auth.anonymousPolicies,
+      },
+      policy,
+      log: this.#log.child({ module: 'broker' }),
+    })
+    this.#shadows = new ShadowService({
+      store: new ShadowStore(db),
+      bus: this.#broker,
+      limits: { maxStateBytes: config.shadow.maxStateBytes, maxDepth: config.shadow.maxDepth, maxClientTokenBytes: 64 },
+      maxRequestsPerSecondPerThing: config.shadow.maxRequestsPerSecondPerThing,
+      clock,
+      log: this.#log.child({ module: 'shadow' }),
+    })
+    await this.#shadows.start()
+    await this.#listen(this.#broker, this.#shadows)
+    this.#ready = true
+    writeFileSync(endpointsFile(config.dataDir), JSON.stringify({ pid: process.pid, endpoints: this.endpoints } satisfies EndpointsFile))
+    this.#log.info({ endpoints: this.endpoints, dataDir: config.dataDir, anonymousLoopback: anonymousLoopbackAllowed(config) }, 'coordinator ready')
+  }
+
+  async #listen(broker: Broker, shadows: ShadowService): Promise<void> {
+    const { listeners, dataDir, auth } = this.#config
+    const handle = broker.aedes.handle
+    if (listeners.mqtt !== null) this.#add(await listenTcp(listeners.mqtt, handle))
+    if (listeners.mqtts !== null) {
+      const files = caFiles(dataDir)
+      if (!caExists(files) || !existsSync(files.serverCert)) {
+        const hosts = defaultServerHosts([listeners.mqtts.host, ...auth.serverCertHosts])
+        await initCa(files, hosts)
+        this.#log.info({ dir: files.dir, hosts }, 'created the coordinator CA and server certificate')
+      }
+      const server = readServer(files)
+      this.#add(await listenTls(listeners.mqtts, { certPem: server.certPem, keyPem: server.keyPem, caPem: readCa(files).certPem }, handle))
+    }
+    if (listeners.ws !== null) this.#add(await listenWebSocket(listeners.ws, handle))
+    if (listeners.http !== null) {
+      const token = ensureApiToken(dataDir)
+      this.#add(await startApi(listeners.http, { shadows, isReady: () => this.#ready, token, log: this.#log.child({ module: 'api' }) }))
+    }
+  }
+
+  #add(l: Listener): void {
+    this.#listeners.push(l)
+    this.endpoints[l.name as keyof Endpoints] = l.address
+  }
+
+  /** Graceful stop: no new connections, queued shadow work committed, broker closed, DB closed. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
+    this.#ready = false
+    for (const l of this.#listeners.splice(0).reverse()) await l.close()
+    await this.#shadows?.close()
+    await this.#broker?.close()
+    this.#db?.close()
+    rmSync(endpointsFile(this.#config.dataDir), { force: true })
+    this.#log.info({ [K.listener]: 'all' }, 'coordinator stopped')
+  }
+}
+
+/** The bearer token non-loopback API callers must present; created once, owner-read-only. */
+function ensureApiToken(dataDir: string): string {
+  const file = apiTokenFile(dataDir)
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim()
+  const token = randomBytes(32).toString('base64url')
+  writeFileSync(file, `${token}\n`, { mode: 0o600 })
+  return token
+}

@@ -1,0 +1,55 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { createCa, issueServerCert, type KeyPairPem } from './ca.js'
+
+/** The CA and server credentials under `<dataDir>/pki`. Keys are written owner-read-only. */
+export interface CaFiles {
+  dir: string
+  caCert: string
+  caKey: string
+  serverCert: string
+  serverKey: string
+}
+
+export function caFiles(dataDir: string): CaFiles {
+  const dir = join(dataDir, 'pki')
+  return {
+    dir,
+    caCert: join(dir, 'ca.pem'),
+    caKey: join(dir, 'ca.key'),
+    serverCert: join(dir, 'server.pem'),
+    serverKey: join(dir, 'server.key'),
+  }
+}
+
+export const caExists = (files: CaFiles): boolean => existsSync(files.caCert) && existsSync(files.caKey)
+
+export function readCa(files: CaFiles): KeyPairPem {
+  return { certPem: readFileSync(files.caCert, 'utf8'), keyPem: readFileSync(files.caKey, 'utf8') }
+}
+
+export function readServer(files: CaFiles): KeyPairPem {
+  return { certPem: readFileSync(files.serverCert, 'utf8'), keyPem: readFileSync(files.serverKey, 'utf8') }
+}
+
+/** Host names and addresses a server certificate should carry by default. */
+export function defaultServerHosts(extra: readonly string[]): string[] {
+  const wildcard = new Set(['0.0.0.0', '::'])
+  return [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...extra.filter((h) => !wildcard.has(h))])]
+}
+
+/** Creates the CA (unless it exists) and a fresh server certificate for `hosts`. */
+export async function initCa(files: CaFiles, hosts: readonly string[]): Promise<{ createdCa: boolean }> {
+  mkdirSync(files.dir, { recursive: true, mode: 0o700 })
+  const createdCa = !caExists(files)
+  if (createdCa) {
+    const ca = await createCa()
+    writeFileSync(files.caKey, ca.keyPem, { mode: 0o600 })
+    writeFileSync(files.caCert, ca.certPem)
+  }
+  const server = await issueServerCert(readCa(files), { hosts: [...hosts] })
+  writeFileSync(files.serverKey, server.keyPem, { mode: 0o600 })
+  writeFileSync(files.serverCert, server.certPem)
+  return { createdCa }
+}

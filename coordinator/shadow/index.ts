@@ -1,0 +1,1 @@
+export { ShadowService, type ShadowServiceOptions, type ShadowResult } from './shadow-service.js'

@@ -1,0 +1,220 @@
+import { epochSeconds, type Clock } from '../core/clock.js'
+import { ClosedError } from '../core/errors.js'
+import { K, type Logger } from '../core/log.js'
+import {
+  applyUpdate, deleteAcceptedBody, errorBody, getAcceptedBody, notFoundError, parseGetOrDeleteRequest,
+  parseShadowRequestTopicLoose, parseUpdateRequest, shadowTopic, isValidThingName, isValidShadowName,
+  type JsonObject, type ShadowDocument, type ShadowError, type ShadowLimits, type ShadowOperation, type ShadowRef,
+} from '../protocol/index.js'
+import type { ShadowStore } from '../store/index.js'
+import type { LocalBus } from '../broker/index.js'
+import { RateLimiter } from './rate-limit.js'
+
+export interface ShadowServiceOptions {
+  store: ShadowStore
+  bus: LocalBus
+  limits: ShadowLimits
+  maxRequestsPerSecondPerThing: number
+  clock: Clock
+  log: Logger
+}
+
+/** The outcome of one shadow request, as the reply body and whether it was accepted. */
+export interface ShadowResult {
+  accepted: boolean
+  /** HTTP-style status: 200 when accepted, else the error code. */
+  status: number
+  body: JsonObject
+}
+
+/** Where a request came from decides which replies go out over MQTT (AWS: REST gets are not echoed). */
+type Origin = 'mqtt' | 'api'
+
+interface Job {
+  ref: ShadowRef
+  op: ShadowOperation
+  payload: Uint8Array
+  origin: Origin
+  resolve(r: ShadowResult): void
+}
+
+interface Reply {
+  topic: string
+  body: JsonObject
+}
+
+const INTERNAL: ShadowError = { code: 500, message: 'Internal service failure' }
+const TOO_MANY: ShadowError = { code: 429, message: 'Too Many Requests' }
+
+/**
+ * The local shadow service (AWS IoT Device Shadow protocol). Requests arriving in the same event
+ * loop turn are committed in one SQLite transaction (one fsync), and only then are their replies
+ * published: an `accepted` reply always describes a durable change.
+ */
+export class ShadowService {
+  readonly #o: ShadowServiceOptions
+  readonly #limiter: RateLimiter
+  #pending: Job[] = []
+  #scheduled = false
+  #unsubscribe: Array<() => Promise<void>> = []
+  #closed = false
+
+  constructor(opts: ShadowServiceOptions) {
+    this.#o = opts
+    this.#limiter = new RateLimiter(opts.maxRequestsPerSecondPerThing, opts.clock)
+  }
+
+  async start(): Promise<void> {
+    const onMessage = (topic: string, payload: Buffer): void => this.#onMqttRequest(topic, payload)
+    this.#unsubscribe.push(await this.#o.bus.subscribe('$aws/things/+/shadow/+', onMessage))
+    this.#unsubscribe.push(await this.#o.bus.subscribe('$aws/things/+/shadow/name/+/+', onMessage))
+  }
+
+  /** Stops taking requests and finishes those already queued. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const unsubscribe of this.#unsubscribe.splice(0)) await unsubscribe()
+    this.#flush()
+  }
+
+  update(ref: ShadowRef, payload: Uint8Array): Promise<ShadowResult> {
+    return this.#submit(ref, 'update', payload, 'api')
+  }
+
+  get(ref: ShadowRef, payload: Uint8Array = new Uint8Array()): Promise<ShadowResult> {
+    return this.#submit(ref, 'get', payload, 'api')
+  }
+
+  delete(ref: ShadowRef, payload: Uint8Array = new Uint8Array()): Promise<ShadowResult> {
+    return this.#submit(ref, 'delete', payload, 'api')
+  }
+
+  /** Named shadows of a thing, paged like ListNamedShadowsForThing. */
+  listNamed(thingName: string, pageSize: number, nextToken?: string): { results: string[]; nextToken?: string; timestamp: number } {
+    const after = nextToken === undefined ? '' : Buffer.from(nextToken, 'base64url').toString('utf8')
+    const page = this.#o.store.listNamed(thingName, after, pageSize + 1)
+    const results = page.slice(0, pageSize)
+    const last = results.at(-1)
+    const more = page.length > pageSize && last !== undefined
+    return { results, ...(more ? { nextToken: Buffer.from(last).toString('base64url') } : {}), timestamp: epochSeconds(this.#o.clock) }
+  }
+
+  #onMqttRequest(topic: string, payload: Buffer): void {
+    const parsed = parseShadowRequestTopicLoose(topic)
+    if (parsed === null) return
+    const ref: ShadowRef = parsed.shadowName === undefined ? { thingName: parsed.thingName } : { thingName: parsed.thingName, shadowName: parsed.shadowName }
+    void this.#submit(ref, parsed.operation, payload, 'mqtt')
+  }
+
+  #submit(ref: ShadowRef, op: ShadowOperation, payload: Uint8Array, origin: Origin): Promise<ShadowResult> {
+    if (this.#closed && origin === 'api') return Promise.reject(new ClosedError('the shadow service is closed'))
+    return new Promise((resolve) => {
+      this.#pending.push({ ref, op, payload, origin, resolve })
+      if (!this.#scheduled) {
+        this.#scheduled = true
+        setImmediate(() => this.#flush())
+      }
+    })
+  }
+
+  #flush(): void {
+    this.#scheduled = false
+    const jobs = this.#pending
+    this.#pending = []
+    if (jobs.length === 0) return
+    let outcomes: Array<{ result: ShadowResult; replies: Reply[] }>
+    try {
+      outcomes = this.#o.store.transaction(() => jobs.map((job) => this.#process(job)))
+    } catch (err) {
+      this.#o.log.error({ [K.err]: (err as Error).message, count: jobs.length }, 'shadow batch failed; nothing in it was applied')
+      outcomes = jobs.map((job) => this.#rejected(job, INTERNAL, clientTokenOf(job)))
+    }
+    jobs.forEach((job, i) => {
+      const outcome = outcomes[i]
+      if (outcome === undefined) return
+      for (const reply of outcome.replies) this.#publish(reply)
+      job.resolve(outcome.result)
+    })
+  }
+
+  #process(job: Job): { result: ShadowResult; replies: Reply[] } {
+    const { ref } = job
+    if (!isValidThingName(ref.thingName) || (ref.shadowName !== undefined && !isValidShadowName(ref.shadowName))) {
+      return this.#rejected(job, { code: 400, message: 'Invalid thing or shadow name' }, undefined)
+    }
+    if (!this.#limiter.tryTake(ref.thingName)) return this.#rejected(job, TOO_MANY, clientTokenOf(job))
+    switch (job.op) {
+      case 'update': return this.#update(job)
+      case 'get': return this.#get(job)
+      case 'delete': return this.#delete(job)
+    }
+  }
+
+  #update(job: Job): { result: ShadowResult; replies: Reply[] } {
+    const req = parseUpdateRequest(job.payload, this.#o.limits)
+    if (!req.ok) return this.#rejected(job, req.error, req.clientToken)
+    const { doc, deletedVersion } = this.#load(job.ref)
+    const now = epochSeconds(this.#o.clock)
+    const out = applyUpdate(doc, deletedVersion, req.value, now, this.#o.limits)
+    if (!out.ok) return this.#rejected(job, out.error, req.value.clientToken)
+    const { state, metadata, version } = out.document
+    this.#o.store.put(job.ref.thingName, job.ref.shadowName ?? '', JSON.stringify({ state, metadata }), version, this.#o.clock.now())
+    const replies: Reply[] = [{ topic: shadowTopic(job.ref, 'update', 'accepted'), body: out.accepted }]
+    if (out.delta !== null) replies.push({ topic: shadowTopic(job.ref, 'update', 'delta'), body: out.delta })
+    replies.push({ topic: shadowTopic(job.ref, 'update', 'documents'), body: out.documents })
+    return { result: { accepted: true, status: 200, body: out.accepted }, replies }
+  }
+
+  #get(job: Job): { result: ShadowResult; replies: Reply[] } {
+    const req = parseGetOrDeleteRequest(job.payload, this.#o.limits)
+    if (!req.ok) return this.#rejected(job, req.error, req.clientToken)
+    const { doc } = this.#load(job.ref)
+    if (doc === null) return this.#rejected(job, notFoundError(job.ref), req.value.clientToken)
+    const body = getAcceptedBody(doc, epochSeconds(this.#o.clock), req.value.clientToken)
+    const replies = job.origin === 'mqtt' ? [{ topic: shadowTopic(job.ref, 'get', 'accepted'), body }] : []
+    return { result: { accepted: true, status: 200, body }, replies }
+  }
+
+  #delete(job: Job): { result: ShadowResult; replies: Reply[] } {
+    const req = parseGetOrDeleteRequest(job.payload, this.#o.limits)
+    if (!req.ok) return this.#rejected(job, req.error, req.clientToken)
+    const { doc } = this.#load(job.ref)
+    if (doc === null) return this.#rejected(job, notFoundError(job.ref), req.value.clientToken)
+    // The tombstone keeps the version, so a re-created shadow continues above it.
+    this.#o.store.put(job.ref.thingName, job.ref.shadowName ?? '', null, doc.version, this.#o.clock.now())
+    const body = deleteAcceptedBody(doc.version, epochSeconds(this.#o.clock), req.value.clientToken)
+    return { result: { accepted: true, status: 200, body }, replies: [{ topic: shadowTopic(job.ref, 'delete', 'accepted'), body }] }
+  }
+
+  /** A rejection is published over MQTT only for MQTT requests (AWS: REST callers get HTTP errors). */
+  #rejected(job: Job, error: ShadowError, clientToken: string | undefined): { result: ShadowResult; replies: Reply[] } {
+    const body = errorBody(error, epochSeconds(this.#o.clock), clientToken)
+    const replies = job.origin === 'mqtt' ? [{ topic: shadowTopic(job.ref, job.op, 'rejected'), body }] : []
+    return { result: { accepted: false, status: error.code, body }, replies }
+  }
+
+  #load(ref: ShadowRef): { doc: ShadowDocument | null; deletedVersion: number | null } {
+    const row = this.#o.store.get(ref.thingName, ref.shadowName ?? '')
+    if (row === undefined) return { doc: null, deletedVersion: null }
+    if (row.body === null) return { doc: null, deletedVersion: row.version }
+    const { state, metadata } = JSON.parse(row.body) as Pick<ShadowDocument, 'state' | 'metadata'>
+    return { doc: { state, metadata, version: row.version }, deletedVersion: null }
+  }
+
+  #publish(reply: Reply): void {
+    this.#o.bus.publish(reply.topic, JSON.stringify(reply.body), 1).catch((err: Error) => {
+      this.#o.log.error({ [K.topic]: reply.topic, [K.err]: err.message }, 'failed to publish shadow reply')
+    })
+  }
+}
+
+/** Best effort, for replies to requests that failed before parsing finished. */
+function clientTokenOf(job: Job): string | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(job.payload).toString('utf8')) as { clientToken?: unknown }
+    return typeof v.clientToken === 'string' ? v.clientToken : undefined
+  } catch {
+    return undefined
+  }
+}
