@@ -21,8 +21,19 @@ export function loadConfig(opts: LoadOptions = {}): Readonly<CoordinatorConfig> 
   const parsed = configSchema.safeParse(merged)
   if (!parsed.success) throw new ConfigError(describeIssues(parsed.error.issues, opts.file))
   const config = parsed.data
+  checkPolicyReferences(config, opts.file)
   config.dataDir = resolve(config.dataDir)
   return deepFreeze(config)
+}
+
+/** Names must point at defined policies; resources are checked by the policy engine at start. */
+function checkPolicyReferences(config: CoordinatorConfig, file: string | undefined): void {
+  const defined = new Set(config.policies.map((p) => p.name))
+  const missing = config.auth.anonymousPolicies.filter((name) => !defined.has(name))
+  if (missing.length > 0) {
+    const where = file === undefined ? '' : ` in ${file}`
+    throw new ConfigError(`invalid configuration${where}:\n  auth.anonymousPolicies: policy '${missing[0]}' is not defined in policies`)
+  }
 }
 
 function readConfigFile(file: string): Json {

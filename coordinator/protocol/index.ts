@@ -1,0 +1,2 @@
+export * from './shadow-topics.js'
+export * from './shadow-document.js'

@@ -1,0 +1,66 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { anonymousLoopbackAllowed, DEFAULTS, loadConfig } from '../../../coordinator/config/index.js'
+import { tempDir } from '../../helpers/tmp.js'
+
+describe('loadConfig', () => {
+  const tmp = tempDir()
+  afterAll(() => tmp.remove())
+  const file = (name: string, body: unknown): string => {
+    const path = join(tmp.dir, name)
+    writeFileSync(path, typeof body === 'string' ? body : JSON.stringify(body))
+    return path
+  }
+
+  it('needs no file: embedded defaults, data dir made absolute', () => {
+    const c = loadConfig()
+    expect(c.listeners.mqtt).toEqual({ host: '127.0.0.1', port: 1883 })
+    expect(c.dataDir).toMatch(/^\//)
+    expect(c.shadow).toEqual(DEFAULTS.shadow)
+  })
+
+  it('merges defaults < file < overrides, key by key', () => {
+    const c = loadConfig({ file: file('a.json', { listeners: { mqtt: { port: 1999 } }, shadow: { maxDepth: 8 } }), overrides: { shadow: { maxDepth: 5 } } })
+    expect(c.listeners.mqtt).toEqual({ host: '127.0.0.1', port: 1999 })
+    expect(c.shadow.maxDepth).toBe(5)
+    expect(c.shadow.maxStateBytes).toBe(8192)
+  })
+
+  it('turns a listener off with null', () => {
+    expect(loadConfig({ overrides: { listeners: { ws: null } } }).listeners.ws).toBeNull()
+  })
+
+  it('names the bad key and what was expected', () => {
+    expect(() => loadConfig({ file: file('b.json', { listeners: { mqtt: { port: 'x' } } }) }))
+      .toThrow(/listeners\.mqtt\.port: .*expected number/)
+    expect(() => loadConfig({ overrides: { shadow: { maxDepth: 0 } } })).toThrow(/shadow\.maxDepth: .*>=1/)
+    expect(() => loadConfig({ overrides: { store: { synchronous: 'fast' } } })).toThrow(/store\.synchronous: .*"full"\|"normal"/)
+  })
+
+  it('refuses unknown keys, naming them', () => {
+    expect(() => loadConfig({ overrides: { shadows: {} } })).toThrow(/\(root\): unknown key\(s\) 'shadows'/)
+    expect(() => loadConfig({ overrides: { listeners: { mqtt: { prot: 1 } } } })).toThrow(/listeners\.mqtt: unknown key\(s\) 'prot'/)
+  })
+
+  it('reports a file that is not JSON with its path', () => {
+    const path = file('c.json', '{ "dataDir": ')
+    expect(() => loadConfig({ file: path })).toThrow(new RegExp(`config file ${path} is not valid JSON`))
+    expect(() => loadConfig({ file: join(tmp.dir, 'missing.json') })).toThrow(/cannot read config file/)
+  })
+
+  it('refuses policies referenced by name that are not defined', () => {
+    expect(() => loadConfig({ overrides: { auth: { anonymousPolicies: ['nope'] } } })).toThrow(/auth\.anonymousPolicies: policy 'nope' is not defined/)
+  })
+
+  it('returns a frozen object', () => {
+    const c = loadConfig()
+    expect(Object.isFrozen(c.listeners.mqtt)).toBe(true)
+  })
+
+  it("allows anonymous loopback clients on 'auto' only when every MQTT listener is on loopback", () => {
+    expect(anonymousLoopbackAllowed(loadConfig())).toBe(true)
+    expect(anonymousLoopbackAllowed(loadConfig({ overrides: { listeners: { mqtts: { host: '0.0.0.0' } } } }))).toBe(false)
+    expect(anonymousLoopbackAllowed(loadConfig({ overrides: { auth: { allowAnonymousLoopback: false } } }))).toBe(false)
+  })
+})
