@@ -35,7 +35,7 @@ export async function startApi(at: ListenAddress, opts: ApiOptions): Promise<Lis
 
 async function handle(req: IncomingMessage, res: ServerResponse, opts: ApiOptions): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost')
-  if (!authorized(req, opts.token)) return send(res, 401, { code: 401, message: 'Unauthorized' })
+  if (!isAuthorized(req.socket.remoteAddress ?? '', req.headers.authorization, opts.token)) return send(res, 401, { code: 401, message: 'Unauthorized' })
   const route = match(req.method ?? 'GET', url.pathname, opts)
   if (route === null) return send(res, 404, { code: 404, message: `no route for ${req.method} ${url.pathname}` })
   if (route === 'method') return send(res, 405, { code: 405, message: `method ${req.method} not allowed on ${url.pathname}` })
@@ -82,10 +82,10 @@ function listRoute(thingName: string, opts: ApiOptions): Handler {
   }
 }
 
-function authorized(req: IncomingMessage, token: string): boolean {
-  const remote = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')
-  if (isLoopbackHost(remote)) return true
-  const given = Buffer.from(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '')
+/** Loopback callers are trusted (they share the board); anyone else needs the bearer token. */
+export function isAuthorized(remoteAddress: string, authorization: string | undefined, token: string): boolean {
+  if (isLoopbackHost(remoteAddress.replace(/^::ffff:/, ''))) return true
+  const given = Buffer.from(/^Bearer (.+)$/.exec(authorization ?? '')?.[1] ?? '')
   const expected = Buffer.from(token)
   return given.length === expected.length && timingSafeEqual(given, expected)
 }

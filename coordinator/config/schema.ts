@@ -55,8 +55,13 @@ export const configSchema = z.object({
     maxRequestsPerSecondPerThing: z.number().min(0),
   }).strict(),
   store: z.object({
-    /** 'full': survives power loss; 'normal': survives a process crash, fewer fsyncs (SD wear). */
+    /** Shadows: 'full' survives power loss; 'normal' survives a process crash with fewer fsyncs (SD wear). */
     synchronous: z.enum(['full', 'normal']),
+    /**
+     * Broker sessions, offline QoS 1 queues and retained messages (their own file). aedes writes
+     * each of them separately, so 'full' costs an fsync per message per persistent subscriber.
+     */
+    brokerSynchronous: z.enum(['full', 'normal']),
   }).strict(),
 }).strict()
 
@@ -74,5 +79,5 @@ export const DEFAULTS: CoordinatorConfig = {
   auth: { allowAnonymousLoopback: 'auto', anonymousPolicies: [], serverCertHosts: [] },
   policies: [],
   shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20 },
-  store: { synchronous: 'full' },
+  store: { synchronous: 'full', brokerSynchronous: 'normal' },
 }

@@ -4,8 +4,7 @@ import { join } from 'node:path'
 import { systemClock, type Clock } from '../core/clock.js'
 import { K, type Logger } from '../core/log.js'
 import { anonymousLoopbackAllowed, type CoordinatorConfig } from '../config/index.js'
-import { openDatabase, DeviceStore, ShadowStore, type Db } from '../store/index.js'
-import { createBrokerPersistence } from '../store/broker-persistence.js'
+import { openDatabase, DeviceStore, ShadowStore, createBrokerPersistence, type Db, type SqliteBrokerPersistence } from '../store/index.js'
 import { caExists, caFiles, defaultServerHosts, initCa, readCa, readServer } from '../pki/ca-files.js'
 import { Broker, PolicyEngine, listenTcp, listenTls, listenWebSocket, type Listener, type ListenAddress } from '../broker/index.js'
 import { ShadowService } from '../shadow/index.js'
@@ -21,6 +20,7 @@ export interface EndpointsFile {
 
 export const endpointsFile = (dataDir: string): string => join(dataDir, 'endpoints.json')
 export const databaseFile = (dataDir: string): string => join(dataDir, 'coordinator.db')
+export const brokerDatabaseFile = (dataDir: string): string => join(dataDir, 'broker.db')
 export const apiTokenFile = (dataDir: string): string => join(dataDir, 'api-token')
 
 /**
@@ -33,6 +33,8 @@ export class Coordinator {
   readonly #log: Logger
   readonly #listeners: Listener[] = []
   #db: Db | undefined
+  #brokerDb: Db | undefined
+  #persistence: SqliteBrokerPersistence | undefined
   #broker: Broker | undefined
   #shadows: ShadowService | undefined
   #ready = false
@@ -59,8 +61,10 @@ export class Coordinator {
     const db = (this.#db = openDatabase(databaseFile(config.dataDir), { synchronous: config.store.synchronous }))
     const devices = new DeviceStore(db)
     const policy = new PolicyEngine({ policies: [...config.policies] })
+    this.#brokerDb = openDatabase(brokerDatabaseFile(config.dataDir), { synchronous: config.store.brokerSynchronous })
+    this.#persistence = createBrokerPersistence(this.#brokerDb)
     this.#broker = await Broker.create({
-      persistence: createBrokerPersistence(db),
+      persistence: this.#persistence,
       identity: {
         findDevice: (name) => devices.get(name),
         allowAnonymousLoopback: anonymousLoopbackAllowed(config),
@@ -121,6 +125,9 @@ export class Coordinator {
     for (const l of this.#listeners.splice(0).reverse()) await l.close()
     await this.#shadows?.close()
     await this.#broker?.close()
+    // aedes never destroys its persistence itself.
+    await this.#persistence?.destroy()
+    this.#brokerDb?.close()
     this.#db?.close()
     rmSync(endpointsFile(this.#config.dataDir), { force: true })
     this.#log.info({ [K.listener]: 'all' }, 'coordinator stopped')

@@ -37,19 +37,27 @@ export async function shadowRequest(client: MqttClient, prefix: string, op: 'upd
   })
 }
 
-/** Collects messages on `filter` until `count` have arrived. */
-export async function collect(client: MqttClient, filter: string, count: number, timeoutMs = 10_000): Promise<Array<{ topic: string; body: Record<string, unknown> }>> {
+export interface Collected {
+  /** Resolves once `count` messages have arrived on the filter. */
+  done: Promise<Array<{ topic: string; body: Record<string, unknown> }>>
+}
+
+/** Subscribes to `filter` (resolving once SUBACK is in) and collects the next `count` messages. */
+export async function collect(client: MqttClient, filter: string, count: number, timeoutMs = 10_000): Promise<Collected> {
   const got: Array<{ topic: string; body: Record<string, unknown> }> = []
   await client.subscribeAsync(filter, { qos: 1 })
-  return new Promise((resolve, reject) => {
+  const done = new Promise<Array<{ topic: string; body: Record<string, unknown> }>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`timed out with ${got.length}/${count} messages on ${filter}`)), timeoutMs)
-    client.on('message', (topic, message) => {
+    const onMessage = (topic: string, message: Buffer): void => {
       if (!topicMatches(filter, topic)) return
       got.push({ topic, body: JSON.parse(message.toString()) as Record<string, unknown> })
       if (got.length === count) {
         clearTimeout(timer)
+        client.off('message', onMessage)
         resolve(got)
       }
-    })
+    }
+    client.on('message', onMessage)
   })
+  return { done }
 }

@@ -66,3 +66,37 @@ describe('crash safety of the shadow store', () => {
     await again.endAsync()
   })
 })
+
+describe('broker sessions across kill -9', () => {
+  const tmp = tempDir()
+  let daemon: Daemon | undefined
+  afterEach(async () => {
+    if (daemon !== undefined && daemon.child.exitCode === null) await killHard(daemon)
+    tmp.remove()
+  })
+
+  it('delivers a delta queued for an offline persistent-session device after the coordinator is killed', async () => {
+    const args = ['--data-dir', join(tmp.dir, 'data')]
+    daemon = await startDaemon(args)
+    const url = (d: Daemon): string => `mqtt://127.0.0.1:${d.endpoints.mqtt.port}`
+    const device = await connect(url(daemon), { clientId: 'heater-1', clean: false })
+    await device.subscribeAsync('$aws/things/heater-1/shadow/update/delta', { qos: 1 })
+    await device.endAsync()
+
+    const res = await fetch(`http://127.0.0.1:${daemon.endpoints.http.port}/things/heater-1/shadow`, {
+      method: 'POST', body: JSON.stringify({ state: { desired: { target: 21.5 } } }),
+    })
+    expect(res.status).toBe(200)
+    await killHard(daemon)
+
+    daemon = await startDaemon(args)
+    const back = await connect(url(daemon), { clientId: 'heater-1', clean: false })
+    const delta = await new Promise<Record<string, unknown>>((resolve) => {
+      back.on('message', (topic, msg) => {
+        if (topic.endsWith('/update/delta')) resolve(JSON.parse(msg.toString()) as Record<string, unknown>)
+      })
+    })
+    expect(delta).toMatchObject({ state: { target: 21.5 }, version: 1 })
+    await back.endAsync()
+  })
+})

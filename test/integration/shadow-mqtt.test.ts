@@ -40,10 +40,10 @@ describe('shadow service over MQTT (AWS IoT Device Shadow protocol)', () => {
       if (topic.endsWith('/update/delta')) deltas.push(JSON.parse(msg.toString()) as Record<string, unknown>)
     }
     lamp.on('message', onDelta)
-    const docs = collect(lamp, `${classic('lamp-1')}/update/documents`, 2)
+    const docs = await collect(lamp, `${classic('lamp-1')}/update/documents`, 2)
     await shadowRequest(lamp, classic('lamp-1'), 'update', JSON.stringify({ state: { desired: { level: 7 } } }))
     await shadowRequest(lamp, classic('lamp-1'), 'update', JSON.stringify({ state: { reported: { on: true, level: 7 } } }))
-    const documents = await docs
+    const documents = await docs.done
     lamp.off('message', onDelta)
     expect(deltas).toHaveLength(1)
     expect(deltas[0]).toMatchObject({ state: { on: true, level: 7 }, version: 3 })
