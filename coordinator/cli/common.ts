@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Option, InvalidArgumentError as CommanderArgError } from 'commander'
 import { loadConfig, type CoordinatorConfig } from '../config/index.js'
+import { InvalidArgumentError } from '../core/errors.js'
 
 export interface CommonOptions {
   config?: string
@@ -34,13 +35,13 @@ export function collectKeyValue(value: string, previous: Record<string, string> 
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 
 export function readJsonArg(inline: string | undefined, file: string | undefined): string {
-  if (inline !== undefined && file !== undefined) throw new CommanderArgError('give either --payload or --file, not both')
+  if (inline !== undefined && file !== undefined) throw new InvalidArgumentError('give either --payload or --file, not both')
   const text = inline ?? (file === undefined ? undefined : readFileSync(file === '-' ? 0 : file, 'utf8'))
-  if (text === undefined) throw new CommanderArgError('a payload is required: --payload JSON or --file FILE (- for stdin)')
+  if (text === undefined) throw new InvalidArgumentError('a payload is required: --payload JSON or --file FILE (- for stdin)')
   try {
     JSON.parse(text)
   } catch (err) {
-    throw new CommanderArgError(`payload is not valid JSON: ${(err as Error).message}`)
+    throw new InvalidArgumentError(`payload is not valid JSON: ${(err as Error).message}`)
   }
   return text
 }

@@ -1,6 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { Command, InvalidArgumentError as CommanderArgError } from 'commander'
+import type { Command } from 'commander'
+import { InvalidArgumentError } from '../core/errors.js'
 import { isValidThingName } from '../protocol/index.js'
 import { certificateInfo, generateToken, hashToken, issueClientCert } from '../pki/index.js'
 import { caExists, caFiles, defaultServerHosts, initCa, readCa } from '../pki/ca-files.js'
@@ -52,17 +53,17 @@ export function registerDevices(program: Command): void {
 }
 
 async function addDevice(name: string, opts: AddOptions): Promise<void> {
-  if (!isValidThingName(name)) throw new CommanderArgError(`device name '${name}' is invalid: expected 1-128 characters of a-z A-Z 0-9 : _ -`)
-  if (!opts.cert && opts.token !== true) throw new CommanderArgError('a device needs a certificate or a token: drop --no-cert or add --token')
+  if (!isValidThingName(name)) throw new InvalidArgumentError(`device name '${name}' is invalid: expected 1-128 characters of a-z A-Z 0-9 : _ -`)
+  if (!opts.cert && opts.token !== true) throw new InvalidArgumentError('a device needs a certificate or a token: drop --no-cert or add --token')
   const config = configFrom(opts)
   const known = new Set(config.policies.map((p) => p.name))
   for (const p of opts.policy ?? []) {
-    if (!known.has(p)) throw new CommanderArgError(`policy '${p}' is not defined in the config's policies`)
+    if (!known.has(p)) throw new InvalidArgumentError(`policy '${p}' is not defined in the config's policies`)
   }
   const db = openDatabase(databaseFile(config.dataDir))
   try {
     const store = new DeviceStore(db)
-    if (store.get(name) !== undefined) throw new CommanderArgError(`device '${name}' already exists (remove it first to re-issue)`)
+    if (store.get(name) !== undefined) throw new InvalidArgumentError(`device '${name}' already exists (remove it first to re-issue)`)
     const outDir = resolve(opts.out ?? join(config.dataDir, 'devices', name))
     const fingerprint = opts.cert ? await writeCertificate(config, name, outDir) : null
     const token = opts.token === true ? generateToken() : null
@@ -101,7 +102,7 @@ function withStore(opts: CommonOptions, fn: (store: DeviceStore, config: Readonl
 
 function mustGet(store: DeviceStore, name: string): DeviceRecord {
   const d = store.get(name)
-  if (d === undefined) throw new CommanderArgError(`no device named '${name}'`)
+  if (d === undefined) throw new InvalidArgumentError(`no device named '${name}'`)
   return d
 }
 

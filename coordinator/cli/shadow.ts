@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs'
-import { Command, InvalidArgumentError as CommanderArgError } from 'commander'
+import type { Command } from 'commander'
+import { InvalidArgumentError } from '../core/errors.js'
 import { endpointsFile, type EndpointsFile } from '../kernel/coordinator.js'
 import { configFrom, configOption, dataDirOption, readJsonArg, type CommonOptions } from './common.js'
 
@@ -45,9 +46,9 @@ async function call(method: string, thing: string, opts: ShadowOptions, body?: s
 function apiUrlFromDataDir(opts: ShadowOptions): string {
   const config = configFrom(opts)
   const file = endpointsFile(config.dataDir)
-  if (!existsSync(file)) throw new CommanderArgError(`the coordinator does not seem to run with data directory ${config.dataDir} (no ${file}); start it or pass --url`)
+  if (!existsSync(file)) throw new InvalidArgumentError(`the coordinator does not seem to run with data directory ${config.dataDir} (no ${file}); start it or pass --url`)
   const http = (JSON.parse(readFileSync(file, 'utf8')) as EndpointsFile).endpoints.http
-  if (http === undefined) throw new CommanderArgError('the running coordinator has its HTTP API turned off; pass --url')
+  if (http === undefined) throw new InvalidArgumentError('the running coordinator has its HTTP API turned off; pass --url')
   const host = http.host.includes(':') ? `[${http.host}]` : http.host
   return `http://${host}:${http.port}`
 }

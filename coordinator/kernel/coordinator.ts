@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { systemClock, type Clock } from '../core/clock.js'
-import { K, type Logger } from '../core/log.js'
+import type { Logger } from '../core/log.js'
 import { anonymousLoopbackAllowed, type CoordinatorConfig } from '../config/index.js'
 import { openDatabase, DeviceStore, ShadowStore, createBrokerPersistence, type Db, type SqliteBrokerPersistence } from '../store/index.js'
 import { caExists, caFiles, defaultServerHosts, initCa, readCa, readServer } from '../pki/ca-files.js'
@@ -58,9 +58,10 @@ export class Coordinator {
 
   async #start(clock: Clock): Promise<void> {
     const config = this.#config
+    // Policies first: a bad resource must stop start-up before anything is opened.
+    const policy = new PolicyEngine({ policies: [...config.policies] })
     const db = (this.#db = openDatabase(databaseFile(config.dataDir), { synchronous: config.store.synchronous }))
     const devices = new DeviceStore(db)
-    const policy = new PolicyEngine({ policies: [...config.policies] })
     this.#brokerDb = openDatabase(brokerDatabaseFile(config.dataDir), { synchronous: config.store.brokerSynchronous })
     this.#persistence = createBrokerPersistence(this.#brokerDb)
     this.#broker = await Broker.create({
@@ -121,6 +122,7 @@ export class Coordinator {
   }
 
   async #close(): Promise<void> {
+    const wasReady = this.#ready
     this.#ready = false
     for (const l of this.#listeners.splice(0).reverse()) await l.close()
     await this.#shadows?.close()
@@ -129,8 +131,9 @@ export class Coordinator {
     await this.#persistence?.destroy()
     this.#brokerDb?.close()
     this.#db?.close()
+    if (!wasReady) return
     rmSync(endpointsFile(this.#config.dataDir), { force: true })
-    this.#log.info({ [K.listener]: 'all' }, 'coordinator stopped')
+    this.#log.info('coordinator stopped')
   }
 }
 
