@@ -1,1 +1,1 @@
-export { ShadowService, type ShadowServiceOptions, type ShadowResult } from './shadow-service.js'
+export { ShadowService, type ShadowServiceOptions, type ShadowResult, type ShadowChange, type ShadowChangeListener } from './shadow-service.js'

@@ -27,6 +27,13 @@ export interface ShadowResult {
   body: JsonObject
 }
 
+/** A committed change, for triggers and sync; listeners run after the replies are published. */
+export type ShadowChange =
+  | { kind: 'update'; ref: ShadowRef; document: ShadowDocument; delta: JsonObject | null }
+  | { kind: 'delete'; ref: ShadowRef; version: number }
+
+export type ShadowChangeListener = (change: ShadowChange) => void
+
 /** Where a request came from decides which replies go out over MQTT (AWS: REST gets are not echoed). */
 type Origin = 'mqtt' | 'api'
 
@@ -43,6 +50,12 @@ interface Reply {
   body: JsonObject
 }
 
+interface Outcome {
+  result: ShadowResult
+  replies: Reply[]
+  change?: ShadowChange
+}
+
 const INTERNAL: ShadowError = { code: 500, message: 'Internal service failure' }
 const TOO_MANY: ShadowError = { code: 429, message: 'Too Many Requests' }
 
@@ -57,6 +70,7 @@ export class ShadowService {
   #pending: Job[] = []
   #scheduled = false
   #unsubscribe: Array<() => Promise<void>> = []
+  readonly #listeners = new Set<ShadowChangeListener>()
   #closed = false
 
   constructor(opts: ShadowServiceOptions) {
@@ -76,6 +90,12 @@ export class ShadowService {
     this.#closed = true
     for (const unsubscribe of this.#unsubscribe.splice(0)) await unsubscribe()
     this.#flush()
+  }
+
+  /** Subscribes to committed changes; returns the unsubscribe function. */
+  onChange(listener: ShadowChangeListener): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
   }
 
   update(ref: ShadowRef, payload: Uint8Array): Promise<ShadowResult> {
@@ -123,7 +143,7 @@ export class ShadowService {
     const jobs = this.#pending
     this.#pending = []
     if (jobs.length === 0) return
-    let outcomes: Array<{ result: ShadowResult; replies: Reply[] }>
+    let outcomes: Outcome[]
     try {
       outcomes = this.#o.store.transaction(() => jobs.map((job) => this.#process(job)))
     } catch (err) {
@@ -135,10 +155,11 @@ export class ShadowService {
       if (outcome === undefined) return
       for (const reply of outcome.replies) this.#publish(reply)
       job.resolve(outcome.result)
+      if (outcome.change !== undefined) this.#notify(outcome.change)
     })
   }
 
-  #process(job: Job): { result: ShadowResult; replies: Reply[] } {
+  #process(job: Job): Outcome {
     const { ref } = job
     if (!isValidThingName(ref.thingName) || (ref.shadowName !== undefined && !isValidShadowName(ref.shadowName))) {
       return this.#rejected(job, { code: 400, message: 'Invalid thing or shadow name' }, undefined)
@@ -151,7 +172,7 @@ export class ShadowService {
     }
   }
 
-  #update(job: Job): { result: ShadowResult; replies: Reply[] } {
+  #update(job: Job): Outcome {
     const req = parseUpdateRequest(job.payload, this.#o.limits)
     if (!req.ok) return this.#rejected(job, req.error, req.clientToken)
     const { doc, deletedVersion } = this.#load(job.ref)
@@ -163,10 +184,11 @@ export class ShadowService {
     const replies: Reply[] = [{ topic: shadowTopic(job.ref, 'update', 'accepted'), body: out.accepted }]
     if (out.delta !== null) replies.push({ topic: shadowTopic(job.ref, 'update', 'delta'), body: out.delta })
     replies.push({ topic: shadowTopic(job.ref, 'update', 'documents'), body: out.documents })
-    return { result: { accepted: true, status: 200, body: out.accepted }, replies }
+    const change: ShadowChange = { kind: 'update', ref: job.ref, document: out.document, delta: out.delta === null ? null : (out.delta['state'] as JsonObject) }
+    return { result: { accepted: true, status: 200, body: out.accepted }, replies, change }
   }
 
-  #get(job: Job): { result: ShadowResult; replies: Reply[] } {
+  #get(job: Job): Outcome {
     const req = parseGetOrDeleteRequest(job.payload, this.#o.limits)
     if (!req.ok) return this.#rejected(job, req.error, req.clientToken)
     const { doc } = this.#load(job.ref)
@@ -176,7 +198,7 @@ export class ShadowService {
     return { result: { accepted: true, status: 200, body }, replies }
   }
 
-  #delete(job: Job): { result: ShadowResult; replies: Reply[] } {
+  #delete(job: Job): Outcome {
     const req = parseGetOrDeleteRequest(job.payload, this.#o.limits)
     if (!req.ok) return this.#rejected(job, req.error, req.clientToken)
     const { doc } = this.#load(job.ref)
@@ -184,11 +206,12 @@ export class ShadowService {
     // The tombstone keeps the version, so a re-created shadow continues above it.
     this.#o.store.put(job.ref.thingName, job.ref.shadowName ?? '', null, doc.version, this.#o.clock.now())
     const body = deleteAcceptedBody(doc.version, epochSeconds(this.#o.clock), req.value.clientToken)
-    return { result: { accepted: true, status: 200, body }, replies: [{ topic: shadowTopic(job.ref, 'delete', 'accepted'), body }] }
+    const replies = [{ topic: shadowTopic(job.ref, 'delete', 'accepted'), body }]
+    return { result: { accepted: true, status: 200, body }, replies, change: { kind: 'delete', ref: job.ref, version: doc.version } }
   }
 
   /** A rejection is published over MQTT only for MQTT requests (AWS: REST callers get HTTP errors). */
-  #rejected(job: Job, error: ShadowError, clientToken: string | undefined): { result: ShadowResult; replies: Reply[] } {
+  #rejected(job: Job, error: ShadowError, clientToken: string | undefined): Outcome {
     const body = errorBody(error, epochSeconds(this.#o.clock), clientToken)
     const replies = job.origin === 'mqtt' ? [{ topic: shadowTopic(job.ref, job.op, 'rejected'), body }] : []
     return { result: { accepted: false, status: error.code, body }, replies }
@@ -200,6 +223,16 @@ export class ShadowService {
     if (row.body === null) return { doc: null, deletedVersion: row.version }
     const { state, metadata } = JSON.parse(row.body) as Pick<ShadowDocument, 'state' | 'metadata'>
     return { doc: { state, metadata, version: row.version }, deletedVersion: null }
+  }
+
+  #notify(change: ShadowChange): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(change)
+      } catch (err) {
+        this.#o.log.error({ [K.err]: (err as Error).message }, 'shadow change listener failed')
+      }
+    }
   }
 
   #publish(reply: Reply): void {
