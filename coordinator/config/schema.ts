@@ -54,6 +54,16 @@ export const configSchema = z.object({
     /** Shadow requests per second per thing before 429 (AWS: 20); 0 disables the limit. */
     maxRequestsPerSecondPerThing: z.number().min(0),
   }).strict(),
+  tasks: z.object({
+    /** Ed25519 public keys (PEM) whose signatures make a bundle installable. */
+    trustedKeys: z.array(z.string().min(1)),
+    /** Development only: install bundles that carry no signature. */
+    allowUnsigned: z.boolean(),
+    /** Task calls running at once across all tasks. */
+    maxConcurrentCalls: z.number().int().min(1).max(1024),
+    /** Largest bundle file accepted, in bytes. */
+    maxBundleBytes: z.number().int().min(1024).max(256 * 1024 * 1024),
+  }).strict(),
   store: z.object({
     /** Shadows: 'full' survives power loss; 'normal' survives a process crash with fewer fsyncs (SD wear). */
     synchronous: z.enum(['full', 'normal']),
@@ -79,5 +89,6 @@ export const DEFAULTS: CoordinatorConfig = {
   auth: { allowAnonymousLoopback: 'auto', anonymousPolicies: [], serverCertHosts: [] },
   policies: [],
   shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20 },
+  tasks: { trustedKeys: [], allowUnsigned: false, maxConcurrentCalls: 8, maxBundleBytes: 5 * 1024 * 1024 },
   store: { synchronous: 'full', brokerSynchronous: 'normal' },
 }
