@@ -1,6 +1,6 @@
 import { Aedes, type AedesOptions, type Client, type AedesPublishPacket, type Subscription } from 'aedes'
 import { K, type Logger } from '../core/log.js'
-import { AuthRefusal, identify, type Identity, type IdentityOptions } from './identity.js'
+import { AuthRefusal, identify, stillValid, type Identity, type IdentityOptions } from './identity.js'
 import type { PolicyEngine } from './policy.js'
 
 export interface BrokerOptions {
@@ -63,6 +63,20 @@ export class Broker implements LocalBus {
     }
     await new Promise<void>((resolve) => this.aedes.subscribe(filter, deliver, resolve))
     return () => new Promise<void>((resolve) => this.aedes.unsubscribe(filter, deliver, resolve))
+  }
+
+  /**
+   * Disconnects clients whose device was removed or re-issued since they connected; called when the
+   * registry changes (the CLI edits it from another process).
+   */
+  revalidateClients(): void {
+    const clients = (this.aedes as unknown as { clients: Record<string, Client> }).clients
+    for (const client of Object.values(clients)) {
+      const identity = this.#identities.get(client)
+      if (identity === undefined || stillValid(identity, this.#identityOptions.findDevice(client.id))) continue
+      this.#log.warn({ [K.clientId]: client.id }, 'device removed or re-issued: disconnecting it')
+      client.close()
+    }
   }
 
   close(): Promise<void> {

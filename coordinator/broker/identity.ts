@@ -11,6 +11,8 @@ export type AuthMethod = 'certificate' | 'token' | 'anonymous-loopback'
 export interface Identity {
   principal: Principal
   method: AuthMethod
+  /** The verifier the client matched (certificate fingerprint or token hash); null when anonymous. */
+  credential: string | null
 }
 
 export interface IdentityOptions {
@@ -37,7 +39,7 @@ export function identify(client: Client, password: Buffer | undefined, opts: Ide
   if (password !== undefined && password.length > 0) return byToken(client.id, password.toString('utf8'), opts)
   if (opts.allowAnonymousLoopback && isLoopbackHost(remoteAddress(client))) {
     const principal = { thingName: client.id, attributes: {}, policies: [...opts.anonymousPolicies] }
-    return { principal, method: 'anonymous-loopback' }
+    return { principal, method: 'anonymous-loopback', credential: null }
   }
   throw new AuthRefusal(4, 'no credentials: present a client certificate or a token as the password')
 }
@@ -51,7 +53,7 @@ function byCertificate(clientId: string, cert: { cn: string; fingerprint256: str
   if (device.certFingerprint !== cert.fingerprint256) {
     throw new AuthRefusal(5, `certificate of '${clientId}' is not the one issued to it (revoked or re-issued)`)
   }
-  return { principal: principalOf(device), method: 'certificate' }
+  return { principal: principalOf(device), method: 'certificate', credential: device.certFingerprint }
 }
 
 function byToken(clientId: string, token: string, opts: IdentityOptions): Identity {
@@ -59,7 +61,14 @@ function byToken(clientId: string, token: string, opts: IdentityOptions): Identi
   if (device === undefined || device.tokenHash === null || !verifyToken(token, device.tokenHash)) {
     throw new AuthRefusal(4, `bad token for '${clientId}'`)
   }
-  return { principal: principalOf(device), method: 'token' }
+  return { principal: principalOf(device), method: 'token', credential: device.tokenHash }
+}
+
+/** Whether an authenticated client's device is still registered with the credential it used. */
+export function stillValid(identity: Identity, device: DeviceRecord | undefined): boolean {
+  if (identity.method === 'anonymous-loopback') return true
+  if (device === undefined) return false
+  return identity.credential === (identity.method === 'certificate' ? device.certFingerprint : device.tokenHash)
 }
 
 const principalOf = (d: DeviceRecord): Principal => ({ thingName: d.name, attributes: d.attributes, policies: d.policies })

@@ -8,6 +8,7 @@
  * applicable allow the answer is no.
  */
 import { ConfigError } from '../core/errors.js'
+import { parseShadowRequestTopicLoose, parseShadowTopic } from '../protocol/index.js'
 import { filterCovers, filtersIntersect, isValidTopicFilter, isValidTopicName, topicMatches } from './topic-filter.js'
 
 export type Action = 'publish' | 'subscribe'
@@ -141,23 +142,14 @@ function isUnderPrefix(topic: string, prefix: string): boolean {
   return topic.startsWith(prefix) || (prefix.endsWith('/') && topic === prefix.slice(0, -1))
 }
 
-const SHADOW_OPERATIONS: ReadonlySet<string> = new Set(['get', 'update', 'delete'])
-const SHADOW_REPLIES: ReadonlySet<string> = new Set(['accepted', 'rejected', 'delta', 'documents'])
-
 /**
- * Classifies AWS IoT shadow topics: `$aws/things/<thing>/shadow[/name/<shadow>]/<op>` is a
- * request a device sends; `.../<op>/(accepted|rejected|delta|documents)` is a reply only the shadow
- * service sends. Anything else, including other `$aws/` topics, is undefined.
+ * Classifies AWS IoT shadow topics: a request a device sends, or a reply only the shadow service
+ * sends. Request topics with malformed names still count as requests: the service answers them 400.
  */
 export function classifyShadowTopic(topic: string): 'request' | 'reply' | undefined {
-  const [aws, things, thing, shadow, ...rest] = topic.split('/')
-  if (aws !== '$aws' || things !== 'things' || !thing || shadow !== 'shadow') return undefined
-  const named = rest[0] === 'name'
-  if (named && !rest[1]) return undefined
-  const [operation, reply, ...extra] = named ? rest.slice(2) : rest
-  if (operation === undefined || !SHADOW_OPERATIONS.has(operation) || extra.length > 0) return undefined
-  if (reply === undefined) return 'request'
-  return SHADOW_REPLIES.has(reply) ? 'reply' : undefined
+  const parsed = parseShadowTopic(topic)
+  if (parsed !== null) return parsed.kind
+  return parseShadowRequestTopicLoose(topic) === null ? undefined : 'request'
 }
 
 /**

@@ -10,6 +10,9 @@ import { Broker, PolicyEngine, listenTcp, listenTls, listenWebSocket, type Liste
 import { ShadowService } from '../shadow/index.js'
 import { startApi } from '../api/index.js'
 
+/** How soon a device removed with the CLI is disconnected. */
+const REGISTRY_POLL_MS = 1000
+
 export type Endpoints = Partial<Record<'mqtt' | 'mqtts' | 'ws' | 'http', ListenAddress>>
 
 /** What `<dataDir>/endpoints.json` holds while the daemon runs, so the CLI and tools find it. */
@@ -38,6 +41,7 @@ export class Coordinator {
   #broker: Broker | undefined
   #shadows: ShadowService | undefined
   #ready = false
+  #registryWatch: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
 
   private constructor(config: CoordinatorConfig, log: Logger) {
@@ -84,6 +88,7 @@ export class Coordinator {
     })
     await this.#shadows.start()
     await this.#listen(this.#broker, this.#shadows)
+    this.#registryWatch = watchRegistry(db, this.#broker)
     this.#ready = true
     writeFileSync(endpointsFile(config.dataDir), JSON.stringify({ pid: process.pid, endpoints: this.endpoints } satisfies EndpointsFile))
     this.#log.info({ endpoints: this.endpoints, dataDir: config.dataDir, anonymousLoopback: anonymousLoopbackAllowed(config) }, 'coordinator ready')
@@ -124,6 +129,7 @@ export class Coordinator {
   async #close(): Promise<void> {
     const wasReady = this.#ready
     this.#ready = false
+    clearInterval(this.#registryWatch)
     for (const l of this.#listeners.splice(0).reverse()) await l.close()
     await this.#shadows?.close()
     await this.#broker?.close()
@@ -135,6 +141,18 @@ export class Coordinator {
     rmSync(endpointsFile(this.#config.dataDir), { force: true })
     this.#log.info('coordinator stopped')
   }
+}
+
+/** SQLite's data_version moves when another process (the CLI) commits to the registry. */
+function watchRegistry(db: Db, broker: Broker): NodeJS.Timeout {
+  let seen = db.pragma('data_version', { simple: true })
+  const timer = setInterval(() => {
+    const now = db.pragma('data_version', { simple: true })
+    if (now === seen) return
+    seen = now
+    broker.revalidateClients()
+  }, REGISTRY_POLL_MS)
+  return timer.unref()
 }
 
 /** The bearer token non-loopback API callers must present; created once, owner-read-only. */
