@@ -1,1 +1,5 @@
-export { startApi, type ApiOptions } from './server.js'
+export { startApi, isAuthorized, type ApiOptions } from './server.js'
+export type { Route, Handler, RouteResult } from './http.js'
+export { healthRoutes } from './routes/health.js'
+export { shadowRoutes } from './routes/shadows.js'
+export { discoveryRoutes, type DiscoveryInfo, type DiscoveryEndpoint } from './routes/discovery.js'

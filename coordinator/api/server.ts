@@ -3,31 +3,23 @@ import { timingSafeEqual } from 'node:crypto'
 import { started, type ListenAddress, type Listener } from '../broker/index.js'
 import { isLoopbackHost } from '../config/index.js'
 import { K, type Logger } from '../core/log.js'
-import type { ShadowService } from '../shadow/index.js'
-import type { ShadowRef } from '../protocol/index.js'
+import { error, type Route, type RouteResult } from './http.js'
 
 export interface ApiOptions {
-  shadows: ShadowService
-  /** Readiness: true once every listener is up. */
-  isReady(): boolean
+  routes: Route[]
   /** Bearer token required from non-loopback callers. */
   token: string
+  /** Largest request body accepted. */
+  maxBodyBytes: number
   log: Logger
 }
 
-const MAX_BODY_BYTES = 64 * 1024
-
-type Handler = (req: IncomingMessage, url: URL, body: Buffer) => Promise<[number, unknown]>
-
-/**
- * The local HTTP API. Shadow routes follow the AWS IoT data-plane REST paths
- * (`/things/{thing}/shadow?name=`, `/api/things/shadow/ListNamedShadowsForThing/{thing}`).
- */
+/** The local HTTP API: a route table over node:http, JSON in and out. */
 export async function startApi(at: ListenAddress, opts: ApiOptions): Promise<Listener> {
   const server = createServer((req, res) => {
     handle(req, res, opts).catch((err: Error) => {
       opts.log.error({ [K.err]: err.message }, 'api request failed')
-      send(res, 500, { code: 500, message: 'Internal service failure' })
+      send(res, error(500, 'Internal service failure'))
     })
   })
   return started('http', server, at)
@@ -35,51 +27,19 @@ export async function startApi(at: ListenAddress, opts: ApiOptions): Promise<Lis
 
 async function handle(req: IncomingMessage, res: ServerResponse, opts: ApiOptions): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost')
-  if (!isAuthorized(req.socket.remoteAddress ?? '', req.headers.authorization, opts.token)) return send(res, 401, { code: 401, message: 'Unauthorized' })
-  const route = match(req.method ?? 'GET', url.pathname, opts)
-  if (route === null) return send(res, 404, { code: 404, message: `no route for ${req.method} ${url.pathname}` })
-  if (route === 'method') return send(res, 405, { code: 405, message: `method ${req.method} not allowed on ${url.pathname}` })
-  const body = await readBody(req)
-  if (body === null) return send(res, 413, { code: 413, message: 'The payload exceeds the maximum size allowed' })
-  const [status, json] = await route(req, url, body)
-  send(res, status, json)
-}
-
-function match(method: string, path: string, opts: ApiOptions): Handler | 'method' | null {
-  if (path === '/healthz') return method === 'GET' ? async () => [200, { status: 'ok' }] : 'method'
-  if (path === '/readyz') {
-    return method === 'GET' ? async () => (opts.isReady() ? [200, { ready: true }] : [503, { ready: false }]) : 'method'
+  if (!isAuthorized(req.socket.remoteAddress ?? '', req.headers.authorization, opts.token)) return send(res, error(401, 'Unauthorized'))
+  const method = req.method ?? 'GET'
+  for (const route of opts.routes) {
+    const m = route.pattern.exec(url.pathname)
+    if (m === null) continue
+    const make = route.methods[method]
+    if (make === undefined) return send(res, error(405, `method ${method} not allowed on ${url.pathname}`))
+    const body = await readBody(req, opts.maxBodyBytes)
+    if (body === null) return send(res, error(413, 'The payload exceeds the maximum size allowed'))
+    const params = m.slice(1).map((p) => decodeURIComponent(p))
+    return send(res, await make(params)(req, url, body))
   }
-  const shadow = /^\/things\/([^/]+)\/shadow$/.exec(path)
-  if (shadow?.[1] !== undefined) return shadowRoute(method, decodeURIComponent(shadow[1]), opts)
-  const list = /^\/api\/things\/shadow\/ListNamedShadowsForThing\/([^/]+)$/.exec(path)
-  if (list?.[1] !== undefined) return method === 'GET' ? listRoute(decodeURIComponent(list[1]), opts) : 'method'
-  return null
-}
-
-function shadowRoute(method: string, thingName: string, opts: ApiOptions): Handler | 'method' {
-  const refOf = (url: URL): ShadowRef => {
-    const name = url.searchParams.get('name')
-    return name === null || name === '' ? { thingName } : { thingName, shadowName: name }
-  }
-  const reply = (r: { status: number; body: unknown }): [number, unknown] => [r.status, r.body]
-  switch (method) {
-    case 'GET': return async (_req, url) => reply(await opts.shadows.get(refOf(url)))
-    case 'POST': return async (_req, url, body) => reply(await opts.shadows.update(refOf(url), body))
-    case 'DELETE': return async (_req, url) => reply(await opts.shadows.delete(refOf(url)))
-    default: return 'method'
-  }
-}
-
-function listRoute(thingName: string, opts: ApiOptions): Handler {
-  return async (_req, url) => {
-    const raw = url.searchParams.get('pageSize') ?? '25'
-    const pageSize = Number(raw)
-    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 100) {
-      return [400, { code: 400, message: `pageSize must be an integer from 1 to 100, got '${raw}'` }]
-    }
-    return [200, opts.shadows.listNamed(thingName, pageSize, url.searchParams.get('nextToken') ?? undefined)]
-  }
+  send(res, error(404, `no route for ${method} ${url.pathname}`))
 }
 
 /** Loopback callers are trusted (they share the board); anyone else needs the bearer token. */
@@ -91,13 +51,13 @@ export function isAuthorized(remoteAddress: string, authorization: string | unde
 }
 
 /** Reads the body, or resolves null once it passes the size cap. */
-function readBody(req: IncomingMessage): Promise<Buffer | null> {
+function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
     req.on('data', (chunk: Buffer) => {
       size += chunk.length
-      if (size > MAX_BODY_BYTES) {
+      if (size > maxBytes) {
         resolve(null)
         req.resume()
         return
@@ -109,7 +69,9 @@ function readBody(req: IncomingMessage): Promise<Buffer | null> {
   })
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, result: RouteResult): void {
   if (res.headersSent) return
+  if (typeof result === 'function') return result(res)
+  const [status, body] = result
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
 }

@@ -3,15 +3,17 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { systemClock, type Clock } from '../core/clock.js'
 import type { Logger } from '../core/log.js'
-import { anonymousLoopbackAllowed, type CoordinatorConfig } from '../config/index.js'
+import { anonymousLoopbackAllowed, isLoopbackHost, type CoordinatorConfig } from '../config/index.js'
 import { openDatabase, DeviceStore, ShadowStore, createBrokerPersistence, type Db, type SqliteBrokerPersistence } from '../store/index.js'
 import { caExists, caFiles, defaultServerHosts, initCa, readCa, readServer } from '../pki/ca-files.js'
 import { Broker, PolicyEngine, listenTcp, listenTls, listenWebSocket, type Listener, type ListenAddress } from '../broker/index.js'
 import { ShadowService } from '../shadow/index.js'
-import { startApi } from '../api/index.js'
+import { discoveryRoutes, healthRoutes, shadowRoutes, startApi, type DiscoveryInfo } from '../api/index.js'
 
 /** How soon a device removed with the CLI is disconnected. */
 const REGISTRY_POLL_MS = 1000
+/** Shadow requests are small; bundles set the real cap. */
+const API_MIN_BODY_BYTES = 128 * 1024
 
 export type Endpoints = Partial<Record<'mqtt' | 'mqtts' | 'ws' | 'http', ListenAddress>>
 
@@ -110,9 +112,29 @@ export class Coordinator {
     }
     if (listeners.ws !== null) this.#add(await listenWebSocket(listeners.ws, handle))
     if (listeners.http !== null) {
-      const token = ensureApiToken(dataDir)
-      this.#add(await startApi(listeners.http, { shadows, isReady: () => this.#ready, token, log: this.#log.child({ module: 'api' }) }))
+      const routes = [...healthRoutes(() => this.#ready), ...shadowRoutes(shadows), ...discoveryRoutes(() => this.#discovery())]
+      this.#add(await startApi(listeners.http, {
+        routes,
+        token: ensureApiToken(dataDir),
+        maxBodyBytes: Math.max(API_MIN_BODY_BYTES, this.#config.tasks.maxBundleBytes),
+        log: this.#log.child({ module: 'api' }),
+      }))
     }
+  }
+
+  /** Addresses devices can use; a wildcard bind is advertised under the certificate's host names. */
+  #discovery(): DiscoveryInfo {
+    const { auth, listeners, dataDir } = this.#config
+    const hosts = (bound: string): string[] => (bound === '0.0.0.0' || bound === '::' ? defaultServerHosts(auth.serverCertHosts).filter((h) => !isLoopbackHost(h)) : [bound])
+    const endpoints: DiscoveryInfo['endpoints'] = []
+    for (const protocol of ['mqtt', 'mqtts', 'ws'] as const) {
+      const at = this.endpoints[protocol]
+      if (at === undefined) continue
+      const path = protocol === 'ws' ? listeners.ws?.path : undefined
+      for (const host of hosts(at.host)) endpoints.push({ protocol, host, port: at.port, ...(path === undefined ? {} : { path }) })
+    }
+    const files = caFiles(dataDir)
+    return { endpoints, caPem: caExists(files) ? readCa(files).certPem : null }
   }
 
   #add(l: Listener): void {

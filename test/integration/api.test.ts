@@ -65,10 +65,22 @@ describe('local HTTP API', () => {
     expect((await accepted.done)[0]?.body).toMatchObject({ version: 1 })
   })
 
+  it('tells a device where the coordinator listens and which CA to trust', async () => {
+    const r = await call('GET', '/v1/discovery/plug-1')
+    expect(r.status).toBe(200)
+    expect(r.json).toMatchObject({ thingName: 'plug-1', caPem: expect.stringContaining('BEGIN CERTIFICATE') })
+    expect(r.json['endpoints']).toEqual([
+      { protocol: 'mqtt', host: '127.0.0.1', port: run.endpoints.mqtt.port },
+      { protocol: 'mqtts', host: '127.0.0.1', port: run.endpoints.mqtts.port },
+      { protocol: 'ws', host: '127.0.0.1', port: run.endpoints.ws.port, path: '/mqtt' },
+    ])
+  })
+
   it('refuses unknown routes, wrong methods and oversized bodies clearly', async () => {
     expect((await call('GET', '/nope')).status).toBe(404)
     expect(await call('PUT', '/things/plug-1/shadow', '{}')).toMatchObject({ status: 405, json: { message: 'method PUT not allowed on /things/plug-1/shadow' } })
-    expect((await call('POST', '/things/plug-1/shadow', 'x'.repeat(70 * 1024))).status).toBe(413)
+    expect((await call('POST', '/things/plug-1/shadow', 'x'.repeat(6 * 1024 * 1024))).status).toBe(413)
+    expect((await call('POST', '/things/plug-1/shadow', JSON.stringify({ state: { reported: { big: 'x'.repeat(9000) } } }))).status).toBe(413)
   })
 })
 

@@ -1,0 +1,14 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
+/** A JSON answer, or a function that writes a streaming response itself. */
+export type RouteResult = [number, unknown] | ((res: ServerResponse) => void)
+
+export type Handler = (req: IncomingMessage, url: URL, body: Buffer) => Promise<RouteResult>
+
+/** A route table entry: a path pattern and a handler per method. */
+export interface Route {
+  pattern: RegExp
+  methods: Partial<Record<string, (params: string[]) => Handler>>
+}
+
+export const error = (status: number, message: string): [number, unknown] => [status, { code: status, message }]

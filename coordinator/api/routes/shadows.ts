@@ -1,0 +1,39 @@
+import type { ShadowService } from '../../shadow/index.js'
+import type { ShadowRef } from '../../protocol/index.js'
+import { error, type Handler, type Route } from '../http.js'
+
+/** The AWS IoT data-plane REST paths for shadows. */
+export function shadowRoutes(shadows: ShadowService): Route[] {
+  const refOf = (thingName: string, url: URL): ShadowRef => {
+    const name = url.searchParams.get('name')
+    return name === null || name === '' ? { thingName } : { thingName, shadowName: name }
+  }
+  const op = (fn: (ref: ShadowRef, body: Buffer) => Promise<{ status: number; body: unknown }>) =>
+    ([thing = '']: string[]): Handler => async (_req, url, body) => {
+      const r = await fn(refOf(thing, url), body)
+      return [r.status, r.body]
+    }
+  return [
+    {
+      pattern: /^\/things\/([^/]+)\/shadow$/,
+      methods: {
+        GET: op((ref) => shadows.get(ref)),
+        POST: op((ref, body) => shadows.update(ref, body)),
+        DELETE: op((ref) => shadows.delete(ref)),
+      },
+    },
+    {
+      pattern: /^\/api\/things\/shadow\/ListNamedShadowsForThing\/([^/]+)$/,
+      methods: {
+        GET: ([thing = '']) => async (_req, url) => {
+          const raw = url.searchParams.get('pageSize') ?? '25'
+          const pageSize = Number(raw)
+          if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 100) {
+            return error(400, `pageSize must be an integer from 1 to 100, got '${raw}'`)
+          }
+          return [200, shadows.listNamed(thing, pageSize, url.searchParams.get('nextToken') ?? undefined)]
+        },
+      },
+    },
+  ]
+}
