@@ -1,0 +1,144 @@
+import { describe, expect, it } from 'vitest'
+import { LOAD_CPU_FLOOR_MS, SandboxError, type TaskEvent } from '../../../coordinator/sandbox/index.js'
+import { bundle, eventually, sandboxFor } from './recording-host.js'
+
+const invoke = (payload: unknown): TaskEvent => ({ type: 'invoke', payload })
+
+const failure = async (p: Promise<unknown>): Promise<SandboxError> => {
+  const e: unknown = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  )
+  expect(e).toBeInstanceOf(SandboxError)
+  return e as SandboxError
+}
+
+const LOOPER = bundle(`exports.handler = async (event, ctx) => {
+  if (event.payload === 'spin') for (;;) {}
+  if (event.payload === 'spin-after-await') { await ctx.state.get('k'); for (;;) {} }
+  return 'ok'
+}`)
+
+describe('CPU time limit', () => {
+  it('interrupts an infinite loop with TIMEOUT (cpu) and the same isolate serves the next call; another sandbox answers meanwhile', async () => {
+    const limits = { memoryMb: 32, cpuMsPerCall: 300, wallMsPerCall: 5000 }
+    const { sandbox } = await sandboxFor(LOOPER, { limits })
+    const { sandbox: other } = await sandboxFor(bundle(`exports.handler = (e) => e.payload * 2`))
+    const started = Date.now()
+    const spinning = failure(sandbox.call(invoke('spin')))
+    let answered = 0
+    while (Date.now() - started < 200) {
+      expect(await other.call(invoke(21))).toBe(42)
+      answered++
+    }
+    const e = await spinning
+    expect(e.code).toBe('COORD_SANDBOX_TIMEOUT')
+    expect(e.limit).toEqual({ kind: 'cpu', ms: 300 })
+    expect(e.message).toBe('task probe@1.0.0: handler "handler" exceeded its CPU time limit of 300 ms')
+    expect(Date.now() - started).toBeLessThan(1500)
+    expect(answered).toBeGreaterThan(10)
+    expect(sandbox.disposed).toBe(false)
+    expect(await sandbox.call(invoke('again'))).toBe('ok')
+  })
+
+  it('interrupts an infinite loop that starts after an await', async () => {
+    const { sandbox } = await sandboxFor(LOOPER)
+    const e = await failure(sandbox.call(invoke('spin-after-await')))
+    expect(e.code).toBe('COORD_SANDBOX_TIMEOUT')
+    expect(e.limit?.kind).toBe('cpu')
+    expect(await sandbox.call(invoke('again'))).toBe('ok')
+  })
+
+  it('counts CPU across the awaits of one call, not per entry', async () => {
+    const { sandbox } = await sandboxFor(
+      bundle(`const burn = (ms) => { const end = Date.now() + ms; while (Date.now() < end) {} }
+        exports.handler = async (e, ctx) => { for (let i = 0; i < 10; i++) { burn(60); await ctx.state.get('k') } return 'done' }`),
+    )
+    // Each slice (60 ms) fits the 200 ms limit; the sum (600 ms) does not.
+    const e = await failure(sandbox.call(invoke(null)))
+    expect(e.code).toBe('COORD_SANDBOX_TIMEOUT')
+    expect(e.limit?.kind).toBe('cpu')
+  })
+
+  it('stops an infinite loop inside a timer callback and clears that interval', async () => {
+    const { sandbox, host } = await sandboxFor(
+      bundle(`let fired = 0
+        exports.handler = (e, ctx) => {
+          if (e.payload === 'arm') { setInterval(() => { fired++; ctx.log.info('fired'); for (;;) {} }, 10); return 'armed' }
+          return fired
+        }`),
+    )
+    expect(await sandbox.call(invoke('arm'))).toBe('armed')
+    await eventually(() => expect(host.logs.length).toBe(1))
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    expect(await sandbox.call(invoke('count'))).toBe(1)
+    expect(host.logs).toHaveLength(1)
+  })
+
+  it('also bounds background work left behind by a finished call', async () => {
+    const { sandbox, host } = await sandboxFor(
+      bundle(`exports.handler = (e, ctx) => { if (e.payload) ctx.state.get('k').then(() => { ctx.log.info('looping'); for (;;) {} }); return 'returned' }`),
+    )
+    expect(await sandbox.call(invoke(true))).toBe('returned')
+    await eventually(() => expect(host.logs).toHaveLength(1))
+    expect(await sandbox.call(invoke(false))).toBe('returned')
+  })
+
+  it('gives top-level code its own limit, at least LOAD_CPU_FLOOR_MS', async () => {
+    const started = Date.now()
+    const e = await failure(sandboxFor(bundle(`for (;;) {}`)))
+    expect(e.code).toBe('COORD_SANDBOX_TIMEOUT')
+    expect(e.message).toBe(`task probe@1.0.0: its top-level code exceeded its CPU time limit of ${LOAD_CPU_FLOOR_MS} ms`)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(LOAD_CPU_FLOOR_MS)
+  })
+})
+
+describe('wall time limit', () => {
+  it('rejects TIMEOUT (wall) when awaited host calls take too long, and the late answer is harmless', async () => {
+    const limits = { memoryMb: 32, cpuMsPerCall: 200, wallMsPerCall: 100 }
+    const { sandbox, host } = await sandboxFor(bundle(`exports.handler = async (e, ctx) => { await ctx.state.get('slow'); return 'late' }`), { limits })
+    host.delayMs = 300
+    const e = await failure(sandbox.call(invoke(null)))
+    expect(e.code).toBe('COORD_SANDBOX_TIMEOUT')
+    expect(e.limit).toEqual({ kind: 'wall', ms: 100 })
+    host.delayMs = 0
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(await sandbox.call(invoke(null))).toBe('late')
+  })
+})
+
+describe('memory limit', () => {
+  it('turns a memory bomb into MEMORY, disposes the isolate and rejects other pending calls', async () => {
+    const limits = { memoryMb: 16, cpuMsPerCall: 10_000, wallMsPerCall: 20_000 }
+    const { sandbox, host } = await sandboxFor(
+      bundle(`const hoard = []
+        exports.handler = async (e, ctx) => {
+          if (e.payload === 'wait') return ctx.state.get('k')
+          for (;;) hoard.push(new Array(1e5).fill({ x: hoard.length }))
+        }`),
+      { limits },
+    )
+    host.delayMs = 5000
+    const waiting = failure(sandbox.call(invoke('wait')))
+    const e = await failure(sandbox.call(invoke('bomb')))
+    expect(e.code).toBe('COORD_SANDBOX_MEMORY')
+    expect(e.message).toContain('16 MB')
+    expect(sandbox.disposed).toBe(true)
+    expect((await waiting).code).toBe('COORD_SANDBOX_MEMORY')
+    expect((await failure(sandbox.call(invoke('again')))).code).toBe('COORD_SANDBOX_MEMORY')
+    expect(sandbox.metrics().calls).toBe(2)
+  })
+
+  it('refuses ArrayBuffers beyond the limit with a RangeError the task sees, keeping the isolate', async () => {
+    const limits = { memoryMb: 16, cpuMsPerCall: 10_000, wallMsPerCall: 20_000 }
+    const { sandbox } = await sandboxFor(
+      bundle(`let hoard = []; exports.handler = (e) => { if (e.payload) { hoard = []; return 'freed' } for (;;) hoard.push(new Uint8Array(4 << 20).fill(1)) }`),
+      { limits },
+    )
+    const e = await failure(sandbox.call(invoke(false)))
+    expect(e.code).toBe('COORD_SANDBOX_THREW')
+    expect(e.taskError?.name).toBe('RangeError')
+    expect(sandbox.disposed).toBe(false)
+    expect(await sandbox.call(invoke(true))).toBe('freed')
+  })
+})
