@@ -1,2 +1,6 @@
 export * from './shadow-topics.js'
 export * from './shadow-document.js'
+export * from './topic-filter.js'
+export * from './manifest.js'
+export * from './bundle.js'
+export * from './task-api.js'
