@@ -1,0 +1,11 @@
+/** The device SDK: connect as a thing, use its shadows, publish telemetry, discover the coordinator. */
+export { connectDevice, DeviceClient, type DeviceEvents, type DeviceStats } from './device-client.js'
+export type { DeviceOptions } from './options.js'
+export { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js'
+export type { OfflineBufferLimits } from './offline-buffer.js'
+export { ShadowClient, type ShadowStats, type DeltaListener, type ChangeListener } from './shadow-client.js'
+export { telemetryTopic, type TelemetryEncoding, type TelemetryOptions } from './telemetry.js'
+export type { PublishOutcome, TelemetryStats } from './telemetry-outbox.js'
+export { discover, endpointUrl, type Discovery, type DiscoveryEndpoint, type DiscoverOptions } from './discovery.js'
+export { ShadowRejectedError, ShadowTimeoutError, SubscriptionRefusedError, DeviceClosedError, DiscoveryError, isShadowNotFound } from './errors.js'
+export type * from './types.js'

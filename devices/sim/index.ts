@@ -1,0 +1,10 @@
+/** Simulated devices built on the device SDK, with seeded randomness for reproducible runs. */
+export { SimDevice, type SimOptions, type SimStats } from './sim-device.js'
+export type { DeviceLink, ShadowLink } from './link.js'
+export { seededRandom, type Random } from './random.js'
+export { TemperatureSensor, SensorModel, type SensorOptions, type SensorModelOptions, type SensorReading } from './sensor.js'
+export { SmartPlug, PlugModel, type PlugOptions, type PlugModelOptions } from './plug.js'
+export { Thermostat, ThermostatModel, nextHvac, type ThermostatOptions, type ThermostatModelOptions, type ThermostatMode, type Hvac } from './thermostat.js'
+export { DoorLock, type LockOptions } from './lock.js'
+export { Light, type LightOptions, type LightState } from './light.js'
+export { SIM_KINDS, createSim, isSimKind, type SimKind } from './kinds.js'
