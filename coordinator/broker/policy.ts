@@ -9,7 +9,7 @@
  */
 import { ConfigError } from '../core/errors.js'
 import { parseShadowRequestTopicLoose, parseShadowTopic } from '../protocol/index.js'
-import { filterCovers, filtersIntersect, isValidTopicFilter, isValidTopicName, topicMatches } from './topic-filter.js'
+import { filterCovers, filtersIntersect, isValidTopicFilter, isValidTopicName, topicMatches } from '../protocol/index.js'
 
 export type Action = 'publish' | 'subscribe'
 

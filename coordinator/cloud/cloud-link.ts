@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../core/errors.js'
 import { K, silentLogger, type Logger } from '../core/log.js'
 import { Backoff } from './backoff.js'
 import type { Outbox, OutboxMessage, OutboxStats } from './outbox.js'
-import { isValidTopicFilter, isValidTopicName, topicMatches } from './topics.js'
+import { isValidTopicFilter, isValidTopicName, topicMatches } from '../protocol/index.js'
 
 export type LinkState = 'disconnected' | 'connecting' | 'connected'
 

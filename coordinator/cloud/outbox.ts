@@ -3,7 +3,7 @@ import { ClosedError, InvalidArgumentError } from '../core/errors.js'
 import { K, silentLogger, type Logger } from '../core/log.js'
 import { migrate, openDatabase, type Db } from '../store/index.js'
 import { DropReporter } from './drop-reporter.js'
-import { isValidTopicName } from './topics.js'
+import { isValidTopicName } from '../protocol/index.js'
 
 /** What to do when a new message does not fit under the caps. */
 export type DropPolicy = 'drop-oldest' | 'reject-new'

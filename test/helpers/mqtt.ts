@@ -1,5 +1,5 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
-import { topicMatches } from '../../coordinator/broker/topic-filter.js'
+import { topicMatches } from '../../coordinator/protocol/topic-filter.js'
 
 /** Connects and resolves once CONNACK arrives; rejects on a refused connection. */
 export function connect(url: string, opts: IClientOptions = {}): Promise<MqttClient> {

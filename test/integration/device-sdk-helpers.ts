@@ -1,7 +1,7 @@
 /** Shared by the device SDK integration tests: an operator over HTTP, an observer over MQTT, waiting. */
 import { createServer } from 'node:net'
 import mqtt, { type MqttClient } from 'mqtt'
-import { topicMatches } from '../../coordinator/broker/topic-filter.js'
+import { topicMatches } from '../../coordinator/protocol/topic-filter.js'
 
 /** An anonymous loopback client may read every device's telemetry with this config. */
 export const OBSERVER_CONFIG = {

@@ -5,7 +5,7 @@ import {
   isValidTopicFilter,
   isValidTopicName,
   topicMatches,
-} from '../../../coordinator/broker/topic-filter.js'
+} from '../../../coordinator/protocol/topic-filter.js'
 
 describe('isValidTopicName', () => {
   it.each(['a', 'sport/tennis/player1', '/', '//', '/finance', 'a//b', 'Accounts payable', '$SYS/x', 'é/日本/🎾'])(
