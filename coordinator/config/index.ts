@@ -1,2 +1,3 @@
 export { configSchema, DEFAULTS, type CoordinatorConfig } from './schema.js'
 export { loadConfig, isLoopbackHost, anonymousLoopbackAllowed, type LoadOptions } from './load.js'
+export { readConfigFile, describeIssues, deepMerge, deepFreeze } from './load.js'

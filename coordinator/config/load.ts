@@ -36,7 +36,7 @@ function checkPolicyReferences(config: CoordinatorConfig, file: string | undefin
   }
 }
 
-function readConfigFile(file: string): Json {
+export function readConfigFile(file: string): Json {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
@@ -50,7 +50,7 @@ function readConfigFile(file: string): Json {
   }
 }
 
-function describeIssues(issues: readonly z.core.$ZodIssue[], file: string | undefined): string {
+export function describeIssues(issues: readonly z.core.$ZodIssue[], file: string | undefined): string {
   const lines = issues.map((issue) => {
     const path = issue.path.map(String).join('.') || '(root)'
     if (issue.code === 'unrecognized_keys') return `${path}: unknown key(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}`
@@ -60,7 +60,7 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], file: string | unde
 }
 
 /** Objects merge key by key; arrays, scalars and null replace. */
-function deepMerge(base: Json, over: Json): Json {
+export function deepMerge(base: Json, over: Json): Json {
   if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over
   const out: { [k: string]: Json } = { ...base }
   for (const [k, v] of Object.entries(over)) {
@@ -74,7 +74,7 @@ function isPlainObject(v: unknown): v is { [k: string]: Json } {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-function deepFreeze<T>(v: T): T {
+export function deepFreeze<T>(v: T): T {
   if (typeof v === 'object' && v !== null) {
     for (const child of Object.values(v)) deepFreeze(child)
     Object.freeze(v)

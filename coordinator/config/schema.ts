@@ -55,7 +55,7 @@ export const configSchema = z.object({
     maxRequestsPerSecondPerThing: z.number().min(0),
   }).strict(),
   tasks: z.object({
-    /** Ed25519 public keys (PEM) whose signatures make a bundle installable. */
+    /** Ed25519 public keys whose signatures make a bundle installable: PEM text or a path to a PEM file. */
     trustedKeys: z.array(z.string().min(1)),
     /** Development only: install bundles that carry no signature. */
     allowUnsigned: z.boolean(),

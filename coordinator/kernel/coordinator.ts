@@ -3,12 +3,14 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { systemClock, type Clock } from '../core/clock.js'
 import type { Logger } from '../core/log.js'
+import { ConfigError } from '../core/errors.js'
 import { anonymousLoopbackAllowed, isLoopbackHost, type CoordinatorConfig } from '../config/index.js'
 import { openDatabase, DeviceStore, ShadowStore, createBrokerPersistence, type Db, type SqliteBrokerPersistence } from '../store/index.js'
 import { caExists, caFiles, defaultServerHosts, initCa, readCa, readServer } from '../pki/ca-files.js'
 import { Broker, PolicyEngine, listenTcp, listenTls, listenWebSocket, type Listener, type ListenAddress } from '../broker/index.js'
 import { ShadowService } from '../shadow/index.js'
-import { discoveryRoutes, healthRoutes, shadowRoutes, startApi, type DiscoveryInfo } from '../api/index.js'
+import { discoveryRoutes, healthRoutes, shadowRoutes, startApi, taskRoutes, type DiscoveryInfo } from '../api/index.js'
+import { TaskService } from '../tasks/index.js'
 
 /** How soon a device removed with the CLI is disconnected. */
 const REGISTRY_POLL_MS = 1000
@@ -42,6 +44,7 @@ export class Coordinator {
   #persistence: SqliteBrokerPersistence | undefined
   #broker: Broker | undefined
   #shadows: ShadowService | undefined
+  #tasks: TaskService | undefined
   #ready = false
   #registryWatch: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
@@ -89,14 +92,28 @@ export class Coordinator {
       log: this.#log.child({ module: 'shadow' }),
     })
     await this.#shadows.start()
-    await this.#listen(this.#broker, this.#shadows)
+    this.#tasks = new TaskService({
+      db,
+      bundleDir: join(config.dataDir, 'bundles'),
+      bus: this.#broker,
+      shadows: this.#shadows,
+      devices,
+      trust: { trustedKeys: readTrustedKeys(config.tasks.trustedKeys), allowUnsigned: config.tasks.allowUnsigned },
+      maxConcurrentCalls: config.tasks.maxConcurrentCalls,
+      maxBundleBytes: config.tasks.maxBundleBytes,
+      clock,
+      log: this.#log.child({ module: 'tasks' }),
+    })
+    // Installed tasks start from local state alone: no network is needed to come back up.
+    await this.#tasks.start()
+    await this.#listen(this.#broker, this.#shadows, this.#tasks)
     this.#registryWatch = watchRegistry(db, this.#broker)
     this.#ready = true
     writeFileSync(endpointsFile(config.dataDir), JSON.stringify({ pid: process.pid, endpoints: this.endpoints } satisfies EndpointsFile))
     this.#log.info({ endpoints: this.endpoints, dataDir: config.dataDir, anonymousLoopback: anonymousLoopbackAllowed(config) }, 'coordinator ready')
   }
 
-  async #listen(broker: Broker, shadows: ShadowService): Promise<void> {
+  async #listen(broker: Broker, shadows: ShadowService, tasks: TaskService): Promise<void> {
     const { listeners, dataDir, auth } = this.#config
     const handle = broker.aedes.handle
     if (listeners.mqtt !== null) this.#add(await listenTcp(listeners.mqtt, handle))
@@ -112,7 +129,9 @@ export class Coordinator {
     }
     if (listeners.ws !== null) this.#add(await listenWebSocket(listeners.ws, handle))
     if (listeners.http !== null) {
-      const routes = [...healthRoutes(() => this.#ready), ...shadowRoutes(shadows), ...discoveryRoutes(() => this.#discovery())]
+      const routes = [
+        ...healthRoutes(() => this.#ready), ...shadowRoutes(shadows), ...discoveryRoutes(() => this.#discovery()), ...taskRoutes(tasks),
+      ]
       this.#add(await startApi(listeners.http, {
         routes,
         token: ensureApiToken(dataDir),
@@ -153,6 +172,7 @@ export class Coordinator {
     this.#ready = false
     clearInterval(this.#registryWatch)
     for (const l of this.#listeners.splice(0).reverse()) await l.close()
+    await this.#tasks?.close()
     await this.#shadows?.close()
     await this.#broker?.close()
     // aedes never destroys its persistence itself.
@@ -163,6 +183,18 @@ export class Coordinator {
     rmSync(endpointsFile(this.#config.dataDir), { force: true })
     this.#log.info('coordinator stopped')
   }
+}
+
+/** Each entry is a PEM public key, or the path of a file holding one. */
+function readTrustedKeys(entries: readonly string[]): string[] {
+  return entries.map((entry, i) => {
+    if (entry.trimStart().startsWith('-----BEGIN')) return entry
+    try {
+      return readFileSync(entry, 'utf8')
+    } catch (err) {
+      throw new ConfigError(`tasks.trustedKeys.${i}: cannot read public key file '${entry}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
+  })
 }
 
 /** SQLite's data_version moves when another process (the CLI) commits to the registry. */

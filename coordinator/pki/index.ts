@@ -12,3 +12,4 @@ export {
   type CertInfo,
 } from './ca.js'
 export { generateToken, hashToken, verifyToken } from './tokens.js'
+export { caFiles, caExists, readCa, readServer, defaultServerHosts, initCa, type CaFiles } from './ca-files.js'

@@ -21,8 +21,10 @@ export class CoordinatorClient {
     this.#base = base
   }
 
-  push(bundle: Uint8Array): Promise<TaskInfo> {
-    return this.#json<TaskInfo>('POST', 'v1/tasks', { bytes: bundle })
+  /** `configJson` replaces the task's config overrides (validated by the coordinator against the manifest). */
+  push(bundle: Uint8Array, configJson?: string): Promise<TaskInfo> {
+    const path = configJson === undefined ? 'v1/tasks' : `v1/tasks?${new URLSearchParams({ config: configJson }).toString()}`
+    return this.#json<TaskInfo>('POST', path, { bytes: bundle })
   }
 
   async list(): Promise<TaskInfo[]> {

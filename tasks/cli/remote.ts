@@ -12,8 +12,10 @@ export function registerRemote(program: Command): void {
   const remote = (spec: string, description: string): Command =>
     program.command(spec).description(description).addOption(coordinatorOption())
   remote('push <file>', 'install a bundle on the coordinator (replacing the task of the same name)')
-    .action(async (file: string, opts: RemoteOptions) => {
-      for (const line of describeTask(await client(opts).push(readUserFile(file, 'bundle')))) print(line)
+    .option('--config <json>', "config overrides, merged over the manifest's defaults (e.g. '{\"setpoint\":20}')")
+    .action(async (file: string, opts: RemoteOptions & { config?: string }) => {
+      const config = opts.config === undefined ? undefined : jsonArg(opts.config, undefined, '{}')
+      for (const line of describeTask(await client(opts).push(readUserFile(file, 'bundle'), config))) print(line)
     })
   remote('ls', 'list installed tasks').option('--json', 'JSON output')
     .action(async (opts: RemoteOptions & { json?: boolean }) => {

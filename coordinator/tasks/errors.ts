@@ -1,0 +1,63 @@
+import { CoordinatorError, type CoordinatorErrorOptions } from '../core/errors.js'
+import { PERMISSION_DENIED } from '../sandbox/index.js'
+
+export type TaskErrorCode =
+  | 'COORD_TASK_NOT_FOUND'
+  | 'COORD_TASK_QUEUE_FULL'
+  | 'COORD_TASK_STOPPED'
+  | 'COORD_TASK_BROKEN'
+  | 'COORD_TASK_CONFIG_INVALID'
+  | 'COORD_TASK_MANIFEST_INVALID'
+  | 'COORD_TASK_NOT_INVOKABLE'
+  | 'COORD_TASK_PAYLOAD_TOO_LARGE'
+  | typeof PERMISSION_DENIED
+
+/**
+ * One class for every task-service condition; callers match on `code` (STYLE §6.4), and these
+ * errors also cross into isolates, where only `{code, message}` survives.
+ */
+export class TaskError extends CoordinatorError {
+  readonly code: TaskErrorCode
+
+  constructor(code: TaskErrorCode, message: string, options?: CoordinatorErrorOptions) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+const quote = (s: string): string => JSON.stringify(s)
+
+export const taskNotFound = (name: string): TaskError => new TaskError('COORD_TASK_NOT_FOUND', `task ${quote(name)} is not installed`)
+
+export const taskStopped = (name: string): TaskError => new TaskError('COORD_TASK_STOPPED', `task ${quote(name)} is stopped`)
+
+/** Retryable: the queue drains, so the same call may be accepted a moment later. */
+export const queueFull = (name: string, queueSize: number): TaskError =>
+  new TaskError('COORD_TASK_QUEUE_FULL', `task ${quote(name)} queue is full (${queueSize} calls waiting); call refused`, { retryable: true })
+
+export const taskBroken = (name: string, lastError: string | null): TaskError =>
+  new TaskError('COORD_TASK_BROKEN', `task ${quote(name)} is broken after repeated failures${lastError === null ? '' : `: ${lastError}`}; start it again once fixed`)
+
+export const configInvalid = (name: string, errors: readonly string[]): TaskError =>
+  new TaskError('COORD_TASK_CONFIG_INVALID', `task ${quote(name)} configuration is invalid: ${errors.join('; ')}`)
+
+/** The manifest passed the bundle checks but cannot be applied here (a bad filter or schedule). */
+export const manifestInvalid = (name: string, problem: string, cause?: unknown): TaskError =>
+  new TaskError('COORD_TASK_MANIFEST_INVALID', `task ${quote(name)} manifest cannot be applied: ${problem}`, cause === undefined ? {} : { cause })
+
+export const notInvokable = (name: string): TaskError =>
+  new TaskError('COORD_TASK_NOT_INVOKABLE', `task ${quote(name)} declares no invoke trigger`)
+
+/** `action` and `target` name what was refused, e.g. 'publish' and the topic. */
+export const permissionDenied = (task: string, action: string, target: string, reason?: string): TaskError =>
+  new TaskError(PERMISSION_DENIED, `task ${quote(task)} may not ${action} ${quote(target)}${reason === undefined ? '' : `: ${reason}`}`)
+
+export const payloadTooLarge = (what: string, bytes: number, max: number): TaskError =>
+  new TaskError('COORD_TASK_PAYLOAD_TOO_LARGE', `${what} is ${bytes} bytes; the limit is ${max} bytes`)
+
+/** `CODE: message` for lastError and logs; a plain message when the error has no code. */
+export function describeError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err)
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? `${code}: ${message}` : message
+}

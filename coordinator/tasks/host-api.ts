@@ -1,0 +1,95 @@
+import { InvalidArgumentError } from '../core/errors.js'
+import type { LocalBus } from '../broker/index.js'
+import type { ShadowRef } from '../protocol/index.js'
+import type { ShadowResult } from '../shadow/index.js'
+import type { HostApi, LogLevel, ShadowReply } from '../sandbox/index.js'
+import { payloadTooLarge, permissionDenied } from './errors.js'
+import type { TaskLog } from './logs.js'
+import { selectDevices, type Decision, type DeviceLookup, type TaskGrants } from './permissions.js'
+import type { TaskStore } from './task-store.js'
+
+/**
+ * One task publish may not flood every subscriber (and the cloud outbox, which takes 256 KB per
+ * message) with megabytes; AWS IoT Core's own MQTT payload limit is 128 KB.
+ */
+export const MAX_PUBLISH_BYTES = 256 * 1024
+
+/** The shadow operations a task reaches; ShadowService satisfies it. */
+export interface ShadowPort {
+  get(ref: ShadowRef, payload?: Uint8Array): Promise<ShadowResult>
+  update(ref: ShadowRef, payload: Uint8Array): Promise<ShadowResult>
+  delete(ref: ShadowRef, payload?: Uint8Array): Promise<ShadowResult>
+}
+
+export interface HostApiDeps {
+  task: string
+  version: string
+  grants: TaskGrants
+  bus: Pick<LocalBus, 'publish'>
+  shadows: ShadowPort
+  devices: DeviceLookup
+  store: TaskStore
+  /** Runs another task's handler on this task's behalf. */
+  invoke(target: string, payload: unknown): Promise<unknown>
+  log: TaskLog
+}
+
+const LEVELS: ReadonlySet<string> = new Set<LogLevel>(['debug', 'info', 'warn', 'error'])
+
+/**
+ * Every capability a task has, each checking the manifest first. Refusals throw
+ * COORD_TASK_PERMISSION_DENIED naming the action and target, and are logged on the task's log.
+ */
+export function buildHostApi(deps: HostApiDeps): HostApi {
+  const check = (action: string, target: string, decision: Decision): void => {
+    if (decision.allowed) return
+    deps.log.lifecycle(deps.version, 'warn', 'permission denied', { action, target, reason: decision.reason }, true)
+    throw permissionDenied(deps.task, action, target, decision.reason)
+  }
+  const shadow = (action: string, thingName: unknown, shadowName: unknown): ShadowRef => {
+    const ref = shadowRef(thingName, shadowName)
+    check(action, ref.thingName, deps.grants.device(ref.thingName, deps.devices))
+    return ref
+  }
+  return {
+    publish: async (topic, payload, qos) => {
+      const bytes = publishBytes(topic, payload)
+      check('publish to', topic, deps.grants.publish(topic))
+      await deps.bus.publish(topic, bytes, qos === 1 ? 1 : 0)
+    },
+    getShadow: async (thingName, shadowName) => reply(await deps.shadows.get(shadow('get the shadow of', thingName, shadowName))),
+    updateShadow: async (thingName, request, shadowName) => {
+      const ref = shadow('update the shadow of', thingName, shadowName)
+      return reply(await deps.shadows.update(ref, Buffer.from(JSON.stringify(request ?? null))))
+    },
+    deleteShadow: async (thingName, shadowName) => reply(await deps.shadows.delete(shadow('delete the shadow of', thingName, shadowName))),
+    listDevices: async () => selectDevices(deps.grants.deviceSelectors, deps.devices),
+    kvGet: async (key) => deps.store.kvGet(deps.task, key),
+    kvSet: async (key, value) => deps.store.kvSet(deps.task, key, value),
+    kvDelete: async (key) => deps.store.kvDelete(deps.task, key),
+    kvList: async (prefix) => deps.store.kvList(deps.task, prefix),
+    invoke: async (target, payload) => {
+      check('invoke', String(target), deps.grants.invoke(String(target)))
+      return deps.invoke(target, payload)
+    },
+    log: (level, message, fields) => deps.log.fromTask(deps.version, LEVELS.has(level) ? level : 'info', String(message), fields),
+  }
+}
+
+/** Validates before the policy check so a refusal message never has to quote a non-string. */
+function publishBytes(topic: unknown, payload: unknown): Buffer {
+  if (typeof topic !== 'string') throw new InvalidArgumentError('publish topic must be a string')
+  if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) throw new InvalidArgumentError('publish payload must be a string or a Uint8Array')
+  const bytes = Buffer.from(payload)
+  if (bytes.length > MAX_PUBLISH_BYTES) throw payloadTooLarge(`publish payload for ${JSON.stringify(topic)}`, bytes.length, MAX_PUBLISH_BYTES)
+  return bytes
+}
+
+function shadowRef(thingName: unknown, shadowName: unknown): ShadowRef {
+  if (typeof thingName !== 'string') throw new InvalidArgumentError('thing name must be a string')
+  if (shadowName === undefined || shadowName === null || shadowName === '') return { thingName }
+  if (typeof shadowName !== 'string') throw new InvalidArgumentError('shadow name must be a string')
+  return { thingName, shadowName }
+}
+
+const reply = (r: ShadowResult): ShadowReply => ({ status: r.status, body: r.body })

@@ -1,0 +1,8 @@
+export { TaskService } from './task-service.js'
+export { TASK_SERVICE_DEFAULTS, type TaskServiceOptions } from './options.js'
+export { TaskError, type TaskErrorCode } from './errors.js'
+export { RESTART_DEFAULTS, type RestartPolicy } from './restart-policy.js'
+export { MAX_PUBLISH_BYTES } from './host-api.js'
+export { KV_LIMITS } from './task-store.js'
+export { LOG_DEFAULTS, type LogEntry } from './logs.js'
+export type { TaskInfo, TaskMetrics, TaskState } from '../protocol/index.js'

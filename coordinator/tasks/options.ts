@@ -1,0 +1,33 @@
+import type { Clock } from '../core/clock.js'
+import { InvalidArgumentError } from '../core/errors.js'
+import type { Logger } from '../core/log.js'
+import type { LocalBus } from '../broker/index.js'
+import type { ShadowService } from '../shadow/index.js'
+import type { DeviceStore, Db } from '../store/index.js'
+import type { RestartPolicy } from './restart-policy.js'
+
+export interface TaskServiceOptions {
+  db: Db
+  bundleDir: string
+  bus: LocalBus
+  shadows: ShadowService
+  devices: DeviceStore
+  trust: { trustedKeys: string[]; allowUnsigned: boolean }
+  /** Task calls running at once across all tasks. */
+  maxConcurrentCalls: number
+  maxBundleBytes: number
+  clock: Clock
+  log: Logger
+  /** Backoff and broken thresholds; RESTART_DEFAULTS otherwise. */
+  restart?: Partial<RestartPolicy>
+  /** How long stop, replace and close wait for accepted calls, in ms. */
+  drainTimeoutMs?: number
+}
+
+export const TASK_SERVICE_DEFAULTS = Object.freeze({ drainTimeoutMs: 10_000 })
+
+export function validateOptions(opts: TaskServiceOptions): void {
+  if (!Number.isInteger(opts.maxConcurrentCalls) || opts.maxConcurrentCalls < 1) throw new InvalidArgumentError('maxConcurrentCalls must be an integer >= 1')
+  if (!Number.isInteger(opts.maxBundleBytes) || opts.maxBundleBytes < 1) throw new InvalidArgumentError('maxBundleBytes must be an integer >= 1')
+  if (opts.drainTimeoutMs !== undefined && !(opts.drainTimeoutMs >= 0)) throw new InvalidArgumentError('drainTimeoutMs must be >= 0')
+}

@@ -1,0 +1,288 @@
+import PQueue from 'p-queue'
+import type { Clock } from '../core/clock.js'
+import { ClosedError } from '../core/errors.js'
+import type { TaskEvent } from '../sandbox/index.js'
+import { describeError, queueFull, taskBroken } from './errors.js'
+import type { TaskLog } from './logs.js'
+import { FailureStreak, type RestartPolicy } from './restart-policy.js'
+
+/** The part of a TaskSandbox a runner uses. */
+export interface SandboxHandle {
+  call(event: TaskEvent): Promise<unknown>
+  readonly disposed: boolean
+  metrics(): { heapUsedBytes: number; cpuTimeMs: number; calls: number }
+  dispose(): Promise<void> | void
+}
+
+/** Per-task totals, shared by every runner (version) of the task so replacing keeps them. */
+export interface TaskCounters {
+  calls: number
+  failures: number
+  timeouts: number
+  rejected: number
+  /** CPU time of sandboxes already disposed. */
+  retiredCpuMs: number
+}
+
+export const newCounters = (): TaskCounters => ({ calls: 0, failures: 0, timeouts: 0, rejected: 0, retiredCpuMs: 0 })
+
+export interface RunnerOptions {
+  task: string
+  version: string
+  limits: { maxConcurrent: number; queueSize: number }
+  /** Priority in the global queue; higher runs first. */
+  priority: number
+  global: PQueue
+  createSandbox(): Promise<SandboxHandle>
+  counters: TaskCounters
+  restart: RestartPolicy
+  clock: Clock
+  log: TaskLog
+  /** Called once, when the runner gives up on the task. */
+  onBroken(runner: TaskRunner): void
+}
+
+export type RunnerState = 'running' | 'broken' | 'closed'
+
+interface Pause {
+  readonly promise: Promise<void>
+  release(): void
+}
+
+const codeOf = (err: unknown): string | undefined => {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : undefined
+}
+
+/**
+ * Runs one version of one task: a per-task queue (maxConcurrent running, at most queueSize more
+ * waiting; beyond that calls are refused, counted and logged) feeding the global queue shared by
+ * all tasks. Failures follow the restart policy: a lost or repeatedly failing sandbox is rebuilt
+ * after an exponential pause, and a long streak marks the runner broken. Waiting for a pause holds
+ * only this task's slots, never a global one, so other tasks keep running.
+ */
+export class TaskRunner {
+  readonly version: string
+  readonly #o: RunnerOptions
+  readonly #queue: PQueue
+  readonly #streak: FailureStreak
+  #sandbox: SandboxHandle
+  readonly #retired = new WeakSet<SandboxHandle>()
+  #state: RunnerState = 'running'
+  #lastError: string | null = null
+  /** Set after a repeat failure: rebuild the sandbox once no call is using it. */
+  #stale = false
+  #rebuilding: Promise<SandboxHandle> | undefined
+  #waiting = 0
+  #inFlight = 0
+  #pause: Pause | undefined
+
+  private constructor(opts: RunnerOptions, sandbox: SandboxHandle) {
+    this.version = opts.version
+    this.#o = opts
+    this.#sandbox = sandbox
+    this.#queue = new PQueue({ concurrency: opts.limits.maxConcurrent })
+    this.#streak = new FailureStreak(opts.restart, opts.clock)
+  }
+
+  /** Loads the sandbox first: a version that cannot load never gets a runner. */
+  static async create(opts: RunnerOptions): Promise<TaskRunner> {
+    return new TaskRunner(opts, await opts.createSandbox())
+  }
+
+  get state(): RunnerState {
+    return this.#state
+  }
+
+  get lastError(): string | null {
+    return this.#lastError
+  }
+
+  /** Calls accepted and not yet running. */
+  get queueDepth(): number {
+    return this.#waiting
+  }
+
+  /** Live figures of the current sandbox; zeros once it is gone. */
+  sandboxMetrics(): { cpuTimeMs: number; heapUsedBytes: number } {
+    if (this.#retired.has(this.#sandbox)) return { cpuTimeMs: 0, heapUsedBytes: 0 }
+    const m = safeMetrics(this.#sandbox)
+    return { cpuTimeMs: m.cpuTimeMs, heapUsedBytes: m.heapUsedBytes }
+  }
+
+  /** `nested`: a call made by another task's handler, which already holds a global slot. */
+  call(event: TaskEvent, nested = false): Promise<unknown> {
+    const refusal = this.#refusal()
+    if (refusal !== undefined) return Promise.reject(refusal)
+    const { maxConcurrent, queueSize } = this.#o.limits
+    if (this.#waiting + this.#inFlight >= maxConcurrent + queueSize) {
+      this.#o.counters.rejected++
+      this.#o.log.lifecycle(this.version, 'warn', 'call refused: queue full', { event: event.type, queueSize }, true)
+      return Promise.reject(queueFull(this.#o.task, queueSize))
+    }
+    this.#waiting++
+    return this.#queue.add(() => this.#run(event, nested), { throwOnTimeout: true })
+  }
+
+  /** Resolves true once every accepted call has settled, false if `timeoutMs` passed first. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs)
+    })
+    try {
+      return await Promise.race([this.#queue.onIdle().then(() => true), timedOut])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Calls still queued after this reject with ClosedError; calls in the sandbox with its error. */
+  async dispose(): Promise<void> {
+    if (this.#state === 'running') this.#state = 'closed'
+    this.#release()
+    await this.#retire(this.#sandbox)
+  }
+
+  async #run(event: TaskEvent, nested: boolean): Promise<unknown> {
+    const started = { value: false }
+    try {
+      while (this.#pause !== undefined && this.#state === 'running') await this.#pause.promise
+      const execute = (): Promise<unknown> => this.#execute(event, started)
+      return await (nested ? execute() : this.#o.global.add(execute, { priority: this.#o.priority, throwOnTimeout: true }))
+    } finally {
+      if (!started.value) this.#waiting--
+    }
+  }
+
+  async #execute(event: TaskEvent, started: { value: boolean }): Promise<unknown> {
+    const sandbox = await this.#ready()
+    started.value = true
+    this.#waiting--
+    this.#inFlight++
+    try {
+      const result = await sandbox.call(event)
+      this.#streak.success()
+      return result
+    } catch (err) {
+      this.#failed(err, sandbox)
+      throw err
+    } finally {
+      this.#inFlight--
+      this.#o.counters.calls++
+    }
+  }
+
+  #refusal(): Error | undefined {
+    if (this.#state === 'broken') return taskBroken(this.#o.task, this.#lastError)
+    if (this.#state === 'closed') return new ClosedError(`task ${JSON.stringify(this.#o.task)} version ${this.version} is no longer running`)
+    return undefined
+  }
+
+  async #ready(): Promise<SandboxHandle> {
+    const refusal = this.#refusal()
+    if (refusal !== undefined) throw refusal
+    const usable = !this.#sandbox.disposed && !(this.#stale && this.#inFlight === 0)
+    if (usable) return this.#sandbox
+    this.#rebuilding ??= this.#rebuild().finally(() => {
+      this.#rebuilding = undefined
+    })
+    return this.#rebuilding
+  }
+
+  async #rebuild(): Promise<SandboxHandle> {
+    await this.#retire(this.#sandbox)
+    let sandbox: SandboxHandle
+    try {
+      sandbox = await this.#o.createSandbox()
+    } catch (err) {
+      this.#failed(err, undefined)
+      throw err
+    }
+    const refusal = this.#refusal()
+    if (refusal !== undefined) {
+      await sandbox.dispose()
+      throw refusal
+    }
+    this.#sandbox = sandbox
+    this.#stale = false
+    this.#o.log.lifecycle(this.version, 'info', 'sandbox rebuilt', { streak: this.#streak.streak })
+    return sandbox
+  }
+
+  /** Failures after the runner stopped are its own doing (disposed sandboxes) and do not count. */
+  #failed(err: unknown, sandbox: SandboxHandle | undefined): void {
+    if (this.#state !== 'running') return
+    const code = codeOf(err)
+    this.#o.counters.failures++
+    if (code === 'COORD_SANDBOX_TIMEOUT') this.#o.counters.timeouts++
+    this.#lastError = describeError(err)
+    const verdict = this.#streak.failure(sandbox === undefined || sandbox.disposed)
+    this.#o.log.lifecycle(this.version, 'warn', 'call failed', { code, error: this.#lastError, streak: verdict.streak }, true)
+    if (verdict.action === 'broken') {
+      this.#markBroken()
+    } else if (verdict.action === 'rebuild') {
+      this.#stale = true
+      this.#pauseFor(verdict.delayMs)
+    }
+  }
+
+  #markBroken(): void {
+    this.#state = 'broken'
+    this.#release()
+    void this.#retire(this.#sandbox)
+    this.#o.log.lifecycle(this.version, 'error', 'task marked broken after repeated failures', { lastError: this.#lastError })
+    this.#o.onBroken(this)
+  }
+
+  /** A newer pause replaces the current one; its waiters loop round and wait on the new one. */
+  #pauseFor(ms: number): void {
+    let resolve!: () => void
+    const promise = new Promise<void>((r) => {
+      resolve = r
+    })
+    const timer = setTimeout(() => {
+      if (this.#pause === pause) this.#pause = undefined
+      resolve()
+    }, ms)
+    timer.unref()
+    const pause: Pause = {
+      promise,
+      release: () => {
+        clearTimeout(timer)
+        resolve()
+      },
+    }
+    const previous = this.#pause
+    this.#pause = pause
+    previous?.release()
+    this.#o.log.lifecycle(this.version, 'info', 'pausing before rebuilding the sandbox', { delayMs: ms }, true)
+  }
+
+  #release(): void {
+    const pause = this.#pause
+    this.#pause = undefined
+    pause?.release()
+  }
+
+  /** Disposes a sandbox once, folding its CPU time into the task's totals first. */
+  async #retire(sandbox: SandboxHandle): Promise<void> {
+    if (this.#retired.has(sandbox)) return
+    this.#retired.add(sandbox)
+    this.#o.counters.retiredCpuMs += safeMetrics(sandbox).cpuTimeMs
+    try {
+      await sandbox.dispose()
+    } catch (err) {
+      this.#o.log.lifecycle(this.version, 'warn', 'sandbox dispose failed', { error: describeError(err) })
+    }
+  }
+}
+
+/** A sandbox that disposed itself may no longer answer; its figures then count as zero. */
+function safeMetrics(sandbox: SandboxHandle): { heapUsedBytes: number; cpuTimeMs: number; calls: number } {
+  try {
+    return sandbox.metrics()
+  } catch {
+    return { heapUsedBytes: 0, cpuTimeMs: 0, calls: 0 }
+  }
+}
