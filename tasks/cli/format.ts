@@ -69,10 +69,13 @@ export function describeTask(t: TaskInfo): string[] {
 
 /** `logs`: `time LEVEL message key=value ...`. */
 export function formatLogLine(e: TaskLogEntry): string {
-  const { time, level, msg, ...fields } = e
+  // task/version/source are implied by `logs NAME`; a task's own fields arrive nested under `fields`.
+  const { time, level, msg, task: _task, version: _version, source, fields: nested, ...rest } = e
+  const own = typeof nested === 'object' && nested !== null ? (nested as Record<string, unknown>) : {}
   const when = typeof time === 'number' ? new Date(time).toISOString() : String(time)
-  const extra = Object.entries(fields).map(([k, v]) => `${k}=${formatField(v)}`)
-  return [when, String(level).toUpperCase().padEnd(5), msg, ...extra].join(' ')
+  const tag = source === 'lifecycle' ? ['[lifecycle]'] : []
+  const extra = Object.entries({ ...rest, ...own }).map(([k, v]) => `${k}=${formatField(v)}`)
+  return [when, String(level).toUpperCase().padEnd(5), ...tag, msg, ...extra].join(' ')
 }
 
 function formatField(v: unknown): string {

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -11,6 +11,7 @@ import { decodeBundle, keyId, type DecodedBundle, type TaskInfo } from '../../co
 import type { DeviceInfo as HostDeviceInfo, ShadowReply as HostShadowReply, TaskEvent as HostTaskEvent } from '../../coordinator/sandbox/types.js'
 import type { DeviceInfo, ShadowReply, TaskContext, TaskEvent } from '../../tasks/api.js'
 import { tempDir } from '../helpers/tmp.js'
+import { startCoordinator, type RunningCoordinator } from '../helpers/coordinator.js'
 
 const BIN = fileURLToPath(new URL('../../bin/edge-task.js', import.meta.url))
 const EXAMPLES = fileURLToPath(new URL('../../tasks/examples/', import.meta.url))
@@ -259,32 +260,56 @@ describe('edge-task: example task logic', () => {
 
 describe('edge-task: talking to a coordinator', () => {
   const tmp = tempDir('edge-task-remote-')
-  const coordinator = fakeCoordinator()
+  let run: RunningCoordinator
   let url: string
   let bundleFile: string
+  let echoFile: string
+
+  const installed = async (name: string): Promise<TaskInfo | undefined> => {
+    const res = await fetch(`${url}/v1/tasks/${name}`)
+    return res.ok ? ((await res.json()) as TaskInfo) : undefined
+  }
 
   beforeAll(async () => {
-    url = await coordinator.listen()
+    run = await startCoordinator({ tasks: { allowUnsigned: true } })
+    url = run.httpUrl
     const r = await edgeTask(['pack', join(EXAMPLES, 'thermostat'), '--out', 'thermostat.bundle'], tmp.dir)
     if (r.code !== 0) throw new Error(r.stderr)
     bundleFile = join(tmp.dir, 'thermostat.bundle')
+    const echo = writeTask(join(tmp.dir, 'echo'), {
+      'task.json': manifest('echo'),
+      'src/index.ts': `export async function handler(event: { payload: unknown }, ctx: { log: { info(m: string, f?: object): void } }) {
+  ctx.log.info('heater on', { temperature: 19.5, detail: 'two words' })
+  return { echo: event.payload }
+}
+`,
+    })
+    const packed = await edgeTask(['pack', echo, '--out', join(tmp.dir, 'echo.bundle')], tmp.dir)
+    if (packed.code !== 0) throw new Error(packed.stderr)
+    echoFile = join(tmp.dir, 'echo.bundle')
   })
   afterAll(async () => {
-    await coordinator.close()
+    await run.stop()
     tmp.remove()
   })
 
-  it('push uploads the bundle bytes and prints the installed task', async () => {
+  it('push installs the bundle and prints the installed task', async () => {
     const r = await edgeTask(['push', bundleFile, '--coordinator', url], tmp.dir)
     expect(r.stderr).toBe('')
     expect(r.stdout).toMatch(/^thermostat 1\.0\.0 {2}running\n {2}digest {5}[0-9a-f]{64}/)
-    expect(coordinator.requests.at(-1)).toMatchObject({ method: 'POST', path: '/v1/tasks', contentType: 'application/octet-stream' })
-    expect(coordinator.installed.get('thermostat')?.digest).toBe(decodeFile(bundleFile).digest)
+    expect((await installed('thermostat'))?.digest).toBe(decodeFile(bundleFile).digest)
+  })
+
+  it('push --config sets config overrides, validated against the manifest', async () => {
+    expect((await edgeTask(['push', bundleFile, '--config', '{"setpoint":19}', '--coordinator', url], tmp.dir)).code).toBe(0)
+    const bad = await edgeTask(['push', bundleFile, '--config', '{"setpoint":"warm"}', '--coordinator', url], tmp.dir)
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/config\.setpoint.*(COORD_TASK_CONFIG_INVALID)/)
   })
 
   it('takes the URL from EDGE_COORDINATOR', async () => {
     const r = await edgeTask(['ls'], tmp.dir, { EDGE_COORDINATOR: url })
-    expect(r.stdout).toMatch(/^NAME\s+VERSION\s+STATE\s+MODE\s+CALLS\s+FAILED\s+QUEUE\s+DIGEST\s+SIGNER\nthermostat\s+1\.0\.0\s+running\s+on-demand\s+3\s+1\s+0\s+[0-9a-f]{12}\s+unsigned\n$/)
+    expect(r.stdout).toMatch(/^NAME\s+VERSION\s+STATE\s+MODE\s+CALLS\s+FAILED\s+QUEUE\s+DIGEST\s+SIGNER\nthermostat\s+1\.0\.0\s+running\s+on-demand\s+\d+\s+\d+\s+0\s+[0-9a-f]{12}\s+unsigned\n$/)
   })
 
   it('ls --json, show, stop, start and rm', async () => {
@@ -292,33 +317,39 @@ describe('edge-task: talking to a coordinator', () => {
     expect(list.map((t) => t.name)).toEqual(['thermostat'])
     expect((await edgeTask(['show', 'thermostat', '--coordinator', url], tmp.dir)).stdout).toMatch(/triggers\s+every 30s; shadow-delta heater-1 \(shadow thermostat\); invoke/)
     expect((await edgeTask(['stop', 'thermostat', '--coordinator', url], tmp.dir)).stdout).toBe('thermostat: stopped\n')
+    expect((await installed('thermostat'))?.state).toBe('stopped')
     expect((await edgeTask(['start', 'thermostat', '--coordinator', url], tmp.dir)).stdout).toBe('thermostat: running\n')
     expect((await edgeTask(['rm', 'thermostat', '--coordinator', url], tmp.dir)).stdout).toBe('removed thermostat\n')
-    expect(coordinator.requests.slice(-3).map((r) => `${r.method} ${r.path}`)).toEqual(['POST /v1/tasks/thermostat/stop', 'POST /v1/tasks/thermostat/start', 'DELETE /v1/tasks/thermostat'])
+    expect(await installed('thermostat')).toBeUndefined()
   })
 
   it('prints the API error message and code in one line', async () => {
     const r = await edgeTask(['show', 'nope', '--coordinator', url], tmp.dir)
     expect(r.code).toBe(1)
-    expect(r.stderr).toBe("edge-task: error: no task named 'nope' (COORD_NOT_FOUND)\n")
+    expect(r.stderr).toBe('edge-task: error: task "nope" is not installed (COORD_TASK_NOT_FOUND)\n')
   })
 
   it('invoke sends the JSON payload and prints the result', async () => {
-    const r = await edgeTask(['invoke', 'health-check', '--payload', '{"deep":true}', '--coordinator', url], tmp.dir)
+    expect((await edgeTask(['push', echoFile, '--coordinator', url], tmp.dir)).code).toBe(0)
+    const r = await edgeTask(['invoke', 'echo', '--payload', '{"deep":true}', '--coordinator', url], tmp.dir)
     expect(JSON.parse(r.stdout)).toEqual({ echo: { deep: true } })
-    expect(coordinator.requests.at(-1)).toMatchObject({ path: '/v1/tasks/health-check/invoke', contentType: 'application/json' })
     expect((await edgeTask(['invoke', 'x', '--payload', '{bad', '--coordinator', url], tmp.dir)).stderr).toMatch(/payload is not valid JSON/)
   })
 
-  it('logs prints one readable line per NDJSON entry, following the stream', async () => {
-    const r = await edgeTask(['logs', 'thermostat', '-f', '--tail', '2', '--coordinator', url], tmp.dir)
-    expect(coordinator.requests.at(-1)?.path).toBe('/v1/tasks/thermostat/logs?tail=2&follow=1')
-    expect(r.stdout.split('\n')).toEqual([
-      '2024-05-01T12:00:00.000Z INFO  heater on temperature=19.5 setpoint=21',
-      '2024-05-01T12:00:01.000Z WARN  sensor missing thing=temp-sensor-1 detail="two words"',
-      '2024-05-01T12:00:02.000Z ERROR late line',
-      '',
-    ])
+  it('logs prints one readable line per entry, and -f follows new ones', async () => {
+    await edgeTask(['invoke', 'echo', '--payload', '0', '--coordinator', url], tmp.dir)
+    const r = await edgeTask(['logs', 'echo', '--tail', '1', '--coordinator', url], tmp.dir)
+    expect(r.stdout).toMatch(/^\S+ INFO  heater on temperature=19\.5 detail="two words"\n$/)
+    const child = spawn(process.execPath, ['--no-node-snapshot', BIN, 'logs', 'echo', '-f', '--tail', '0', '--coordinator', url], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      await edgeTask(['invoke', 'echo', '--payload', '1', '--coordinator', url], tmp.dir)
+      await until(() => out.includes('heater on'), 10_000)
+    } finally {
+      child.kill('SIGKILL')
+    }
   })
 
   it('names the URL of an unreachable coordinator in one line', async () => {
@@ -348,6 +379,8 @@ describe('edge-task: talking to a coordinator', () => {
       writeFileSync(join(dir, 'src/index.ts'), 'export async function handler() { return 2 }\n')
       await until(() => pushes().length === 2, 15_000)
       expect(pushes()[1]).not.toBe(pushes()[0])
+      const res = await fetch(`${url}/v1/tasks/dev-task/invoke`, { method: 'POST', body: '{}' })
+      expect(await res.json()).toEqual({ result: 2 })
       writeFileSync(join(dir, 'src/index.ts'), 'export async function handler( { return 3 }\n')
       await until(() => /cannot bundle the task/.test(out), 15_000)
       child.kill('SIGINT')
@@ -355,7 +388,7 @@ describe('edge-task: talking to a coordinator', () => {
     } finally {
       child.kill('SIGKILL')
     }
-    expect(coordinator.installed.get('dev-task')?.digest.slice(0, 12)).toBe(pushes()[1])
+    expect((await installed('dev-task'))?.digest.slice(0, 12)).toBe(pushes()[1])
   })
 })
 
@@ -405,78 +438,6 @@ function fakeContext(config: Record<string, unknown>): FakeContext {
     cbor: { encode: (v) => new Uint8Array(cbor.encode(v)), decode: (b) => cbor.decode(b) },
   }
   return { ctx, ...fake }
-}
-
-interface SeenRequest {
-  method: string
-  path: string
-  contentType: string | undefined
-}
-
-/** The task routes of the local API as task-api.ts describes them, enough to drive the CLI. */
-function fakeCoordinator(): { listen(): Promise<string>; close(): Promise<void>; requests: SeenRequest[]; installed: Map<string, TaskInfo> } {
-  const requests: SeenRequest[] = []
-  const installed = new Map<string, TaskInfo>()
-  const server: Server = createServer((req, res) => {
-    void readBody(req).then((body) => {
-      requests.push({ method: req.method ?? '', path: req.url ?? '', contentType: req.headers['content-type'] })
-      route(req, res, body, installed)
-    })
-  })
-  return {
-    requests,
-    installed,
-    listen: () => new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`))),
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  }
-}
-
-function route(req: IncomingMessage, res: ServerResponse, body: Buffer, installed: Map<string, TaskInfo>): void {
-  const send = (status: number, value?: unknown): void => {
-    res.writeHead(status, { 'content-type': 'application/json' }).end(value === undefined ? undefined : JSON.stringify(value))
-  }
-  const [, , , name, action] = (req.url ?? '').split('?')[0]!.split('/')
-  if (req.method === 'POST' && name === undefined) {
-    const decoded = decodeBundle(body, { maxBytes: 1024 * 1024 })
-    if (!decoded.ok) return send(400, { code: decoded.error.code, message: decoded.error.message })
-    const info = taskInfo(decoded.bundle)
-    installed.set(info.name, info)
-    return send(201, info)
-  }
-  if (req.method === 'GET' && name === undefined) return send(200, { tasks: [...installed.values()] })
-  if (action === 'invoke') return send(200, { result: { echo: JSON.parse(body.toString()) as unknown } })
-  if (action === 'logs') return streamLogs(res)
-  const task = installed.get(decodeURIComponent(name ?? ''))
-  if (task === undefined) return send(404, { code: 'COORD_NOT_FOUND', message: `no task named '${name}'` })
-  if (req.method === 'DELETE') {
-    installed.delete(task.name)
-    return send(204)
-  }
-  if (action === 'stop' || action === 'start') return send(200, { ...task, state: action === 'stop' ? 'stopped' : 'running' })
-  return send(200, task)
-}
-
-/** Two lines at once, a third later, then the end: as a followed log does when the task is removed. */
-function streamLogs(res: ServerResponse): void {
-  res.writeHead(200, { 'content-type': 'application/x-ndjson' })
-  res.write(`${JSON.stringify({ time: '2024-05-01T12:00:00.000Z', level: 'info', msg: 'heater on', temperature: 19.5, setpoint: 21 })}\n`)
-  res.write(`${JSON.stringify({ time: Date.parse('2024-05-01T12:00:01.000Z'), level: 'warn', msg: 'sensor missing', thing: 'temp-sensor-1', detail: 'two words' })}\n`)
-  setTimeout(() => res.end(`${JSON.stringify({ time: '2024-05-01T12:00:02.000Z', level: 'error', msg: 'late line' })}\n`), 150)
-}
-
-function taskInfo(b: DecodedBundle): TaskInfo {
-  return {
-    name: b.manifest.name, version: b.manifest.version, digest: b.digest, signer: b.signer?.keyId ?? null, state: 'running',
-    mode: b.manifest.mode, priority: b.manifest.priority, triggers: b.manifest.triggers, installedAt: new Date().toISOString(), lastError: null,
-    metrics: { calls: 3, failures: 1, timeouts: 0, rejected: 0, queueDepth: 0, cpuTimeMs: 4, heapUsedBytes: 1_000_000 },
-  }
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks)))
-  })
 }
 
 /** A URL nothing listens on: a port that was just free. */
