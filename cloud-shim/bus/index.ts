@@ -1,0 +1,1 @@
+export { MqttBus, withoutCredentials, type MqttBusOptions } from './mqtt-bus.js'

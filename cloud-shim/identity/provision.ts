@@ -1,0 +1,78 @@
+import { renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Clock } from '../../coordinator/core/clock.js'
+import { ConflictError } from '../../coordinator/core/errors.js'
+import { certificateInfo, generateToken, hashToken, issueClientCert, type KeyPairPem } from '../../coordinator/pki/index.js'
+import { checkName, type Registry } from '../registry/index.js'
+import type { CredentialStore } from './credential-store.js'
+
+/**
+ * Everything a coordinator needs to join the cloud shim, in one file. A wire contract between the
+ * two: the coordinator reads it with `--join FILE` (it belongs in coordinator/protocol once the
+ * coordinator side exists).
+ */
+export interface JoinDocument {
+  /** The coordinator's thing name: its MQTT client id and its certificate's subject CN. */
+  name: string
+  /** Where to connect over mutual TLS, e.g. mqtts://cloud.example:8884. */
+  mqttUrl: string
+  /** The cloud shim's HTTP API (bundle downloads). */
+  httpUrl: string
+  /** The cloud shim's CA: trust anchor for its server certificate. */
+  caPem: string
+  certPem: string
+  keyPem: string
+  /** Only when asked for: an MQTT password that works instead of the certificate. */
+  token?: string
+}
+
+export interface ProvisionRequest {
+  name: string
+  attributes?: Record<string, string>
+  tags?: string[]
+  mqttUrl: string
+  httpUrl: string
+  /** Also issue a token. */
+  token?: boolean
+}
+
+export interface ProvisionContext {
+  registry: Registry
+  credentials: CredentialStore
+  ca: KeyPairPem
+  clock: Clock
+}
+
+/**
+ * Registers the coordinator thing and issues its identity. The thing is committed before its
+ * credentials (they reference it); a crash between the two leaves a coordinator that cannot
+ * connect, which `remove` then `add` repairs.
+ */
+export async function provisionCoordinator(ctx: ProvisionContext, req: ProvisionRequest): Promise<JoinDocument> {
+  const name = checkName(req.name, 'coordinator')
+  if (ctx.registry.getThing(name) !== undefined) throw new ConflictError(`thing ${JSON.stringify(name)} already exists (remove it first to re-issue its identity)`)
+  const issued = await issueClientCert(ctx.ca, { thingName: name })
+  const token = req.token === true ? generateToken() : undefined
+  ctx.registry.createThing({ name, kind: 'coordinator', attributes: req.attributes ?? {}, tags: req.tags ?? [] })
+  ctx.credentials.add({
+    name,
+    certFingerprint: certificateInfo(issued.certPem).fingerprint256,
+    tokenHash: token === undefined ? null : hashToken(token),
+    createdAt: ctx.clock.now(),
+  })
+  return {
+    name, mqttUrl: req.mqttUrl, httpUrl: req.httpUrl, caPem: ctx.ca.certPem, certPem: issued.certPem, keyPem: issued.keyPem,
+    ...(token === undefined ? {} : { token }),
+  }
+}
+
+export const joinFileName = (name: string): string => `${name}.join.json`
+
+/** Owner-read-only from the first byte: written to a temporary file with mode 0600, then renamed. */
+export function writeJoinFile(dir: string, doc: JoinDocument): string {
+  const file = join(dir, joinFileName(doc.name))
+  const temp = `${file}.${process.pid}.tmp`
+  writeFileSync(temp, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 })
+  renameSync(temp, file)
+  return file
+}

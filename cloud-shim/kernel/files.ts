@@ -1,0 +1,77 @@
+/** Where the cloud shim keeps things under its data directory, and the small files it creates. */
+import { randomBytes } from 'node:crypto'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { InvalidArgumentError } from '../../coordinator/core/errors.js'
+import type { Logger } from '../../coordinator/core/log.js'
+import type { ListenAddress } from '../../coordinator/broker/index.js'
+import { caExists, caFiles, defaultServerHosts, initCa, readCa, type KeyPairPem } from '../../coordinator/pki/index.js'
+import { withoutCredentials } from '../bus/index.js'
+import type { CloudConfig } from '../config/index.js'
+
+export const cloudDatabaseFile = (dataDir: string): string => join(dataDir, 'cloud.db')
+export const brokerDatabaseFile = (dataDir: string): string => join(dataDir, 'broker.db')
+export const endpointsFile = (dataDir: string): string => join(dataDir, 'endpoints.json')
+export const apiTokenFile = (dataDir: string): string => join(dataDir, 'api-token')
+export const bundlesDir = (dataDir: string): string => join(dataDir, 'bundles')
+
+export type CloudEndpoints = Partial<Record<'mqtt' | 'mqtts' | 'http', ListenAddress>>
+
+/** `<dataDir>/endpoints.json` while the daemon runs, so the CLI and tools find it. */
+export interface CloudEndpointsFile {
+  pid: number
+  endpoints: CloudEndpoints
+  /** The external broker the daemon is attached to (credentials removed), when not embedded. */
+  broker?: string
+  /** URLs put in join files. */
+  advertised: { mqttUrl: string | null; httpUrl: string | null }
+}
+
+export function readEndpointsFile(dataDir: string): CloudEndpointsFile | undefined {
+  const file = endpointsFile(dataDir)
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as CloudEndpointsFile) : undefined
+}
+
+/** The bearer token non-loopback API callers must present; created once, owner-read-only. */
+export function ensureApiToken(dataDir: string): string {
+  const file = apiTokenFile(dataDir)
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim()
+  const token = randomBytes(32).toString('base64url')
+  writeFileSync(file, `${token}\n`, { mode: 0o600 })
+  return token
+}
+
+/** The cloud shim's own CA (`<dataDir>/pki`), created with a server certificate on first use. */
+export async function ensureCa(config: CloudConfig, log: Logger): Promise<KeyPairPem> {
+  const files = caFiles(config.dataDir)
+  if (!caExists(files) || !existsSync(files.serverCert)) {
+    const hosts = defaultServerHosts([config.listeners.mqtts?.host ?? '', ...config.auth.serverCertHosts].filter(Boolean))
+    await initCa(files, hosts)
+    log.info({ dir: files.dir, hosts }, 'created the cloud shim CA and server certificate')
+  }
+  return readCa(files)
+}
+
+const hostFor = (bound: string): string => {
+  const host = bound === '0.0.0.0' || bound === '::' ? hostname() : bound
+  return host.includes(':') ? `[${host}]` : host
+}
+
+/**
+ * The URLs a coordinator's join file names: the configured ones, else the listeners' addresses
+ * (a wildcard bind is advertised under this host's name), else the external broker's URL.
+ */
+export function advertisedUrls(config: CloudConfig, endpoints: CloudEndpoints): { mqttUrl: string | null; httpUrl: string | null } {
+  const { mqtts, http } = endpoints
+  const external = config.broker === null ? null : withoutCredentials(config.broker.url)
+  return {
+    mqttUrl: config.advertise.mqttUrl ?? (mqtts === undefined ? external : `mqtts://${hostFor(mqtts.host)}:${mqtts.port}`),
+    httpUrl: config.advertise.httpUrl ?? (http === undefined ? null : `http://${hostFor(http.host)}:${http.port}`),
+  }
+}
+
+export function requireUrl(url: string | null, what: 'MQTT' | 'HTTP', flag: string): string {
+  if (url !== null) return url
+  throw new InvalidArgumentError(`cannot tell which ${what} URL coordinators should use: set advertise.${what === 'MQTT' ? 'mqttUrl' : 'httpUrl'} in the config or pass ${flag}`)
+}
