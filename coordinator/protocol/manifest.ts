@@ -17,7 +17,7 @@ export const TASK_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/
 /** MAJOR.MINOR.PATCH with an optional -prerelease (semver 2.0.0 §2, §9); no build metadata. */
 export const VERSION_PATTERN = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-(0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(\.(0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*)?$/
 const IDENTIFIER_PATTERN = /^[A-Za-z_$][A-Za-z0-9_$]*$/
-const CAPABILITY_PATTERN = /^[a-z0-9][a-z0-9._:-]{0,62}$/
+const CAPABILITY_PATTERN = /^[a-z0-9][a-z0-9._:=-]{0,62}$/
 const EVERY_PATTERN = /^(\d+)(ms|s|m|h)$/
 const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 /** Shorter schedules are a busy loop on a gateway, not a schedule. */
@@ -114,7 +114,7 @@ export const manifestSchema = z.strictObject({
   permissions,
   limits,
   config,
-  requires: list(pattern(CAPABILITY_PATTERN, 'a capability tag (a-z 0-9 . _ : -)')),
+  requires: list(pattern(CAPABILITY_PATTERN, 'a capability tag (a-z 0-9 . _ : = -), e.g. gpio or arch=arm64')),
 })
 
 export type TaskManifest = z.output<typeof manifestSchema>

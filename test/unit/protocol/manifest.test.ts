@@ -86,6 +86,7 @@ describe('parseManifest: shape and defaults', () => {
     expect(errorsOf({ ...base, priority: 'high' })).toEqual(['priority: expected one of "control", "normal", "bulk", got "high"'])
     expect(errorsOf({ ...base, handler: 'my-handler' })).toEqual(['handler: expected a JavaScript identifier, got "my-handler"'])
     expect(errorsOf({ ...base, requires: ['GPIO'] })[0]).toMatch(/^requires\[0\]: expected a capability tag/)
+    expect(accepted({ ...base, requires: ['gpio', 'arch=arm64'] }).requires).toEqual(['gpio', 'arch=arm64'])
   })
 })
 
