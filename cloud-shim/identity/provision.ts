@@ -3,28 +3,11 @@ import { join } from 'node:path'
 import type { Clock } from '../../coordinator/core/clock.js'
 import { ConflictError } from '../../coordinator/core/errors.js'
 import { certificateInfo, generateToken, hashToken, issueClientCert, type KeyPairPem } from '../../coordinator/pki/index.js'
+import type { JoinDocument } from '../../coordinator/protocol/index.js'
 import { checkName, type Registry } from '../registry/index.js'
 import type { CredentialStore } from './credential-store.js'
 
-/**
- * Everything a coordinator needs to join the cloud shim, in one file. A wire contract between the
- * two: the coordinator reads it with `--join FILE` (it belongs in coordinator/protocol once the
- * coordinator side exists).
- */
-export interface JoinDocument {
-  /** The coordinator's thing name: its MQTT client id and its certificate's subject CN. */
-  name: string
-  /** Where to connect over mutual TLS, e.g. mqtts://cloud.example:8884. */
-  mqttUrl: string
-  /** The cloud shim's HTTP API (bundle downloads). */
-  httpUrl: string
-  /** The cloud shim's CA: trust anchor for its server certificate. */
-  caPem: string
-  certPem: string
-  keyPem: string
-  /** Only when asked for: an MQTT password that works instead of the certificate. */
-  token?: string
-}
+export type { JoinDocument } from '../../coordinator/protocol/index.js'
 
 export interface ProvisionRequest {
   name: string

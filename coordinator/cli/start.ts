@@ -4,6 +4,7 @@ import { Coordinator } from '../kernel/coordinator.js'
 import { configFrom, configOption, dataDirOption, parsePort, type CommonOptions } from './common.js'
 
 interface StartOptions extends CommonOptions {
+  join?: string
   mqttPort?: number
   mqttsPort?: number
   wsPort?: number
@@ -22,8 +23,9 @@ export function registerStart(program: Command): void {
     .option('--mqtts-port <n>', 'MQTT over mutual TLS port (0 picks a free port)', parsePort)
     .option('--ws-port <n>', 'MQTT over WebSocket port (0 picks a free port)', parsePort)
     .option('--http-port <n>', 'local HTTP API port (0 picks a free port)', parsePort)
+    .option('--join <file>', 'join file from `edge-cloud coordinators add`: connect to that cloud shim')
     .action(async (opts: StartOptions) => {
-      const config = configFrom(opts, { listeners: listenerOverrides(opts) })
+      const config = configFrom(opts, { listeners: listenerOverrides(opts), ...(opts.join === undefined ? {} : { cloud: { joinFile: opts.join } }) })
       const log = createLogger({ level: config.log.level, ...(config.log.pretty === null ? {} : { pretty: config.log.pretty }) })
       const coordinator = await Coordinator.start(config, log)
       const stop = (signal: string): void => {

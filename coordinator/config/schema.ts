@@ -64,6 +64,21 @@ export const configSchema = z.object({
     /** Largest bundle file accepted, in bytes. */
     maxBundleBytes: z.number().int().min(1024).max(256 * 1024 * 1024),
   }).strict(),
+  cloud: z.object({
+    /** Join file from `edge-cloud coordinators add`; null runs the coordinator on its own. */
+    joinFile: z.string().min(1).nullable(),
+    /** Local MQTT topic filters whose messages go upstream, durably, as cloud/{name}/{topic}. */
+    forward: z.array(z.string().min(1)),
+    outbox: z.object({
+      /** Bytes of queued messages kept while the link is down. */
+      maxBytes: z.number().int().min(1024),
+      maxMessages: z.number().int().min(1),
+      /** Older messages are dropped (counted and logged). */
+      maxAgeMs: z.number().int().min(1000),
+      /** When full: drop the oldest queued message, or refuse the new one. */
+      dropPolicy: z.enum(['drop-oldest', 'reject-new']),
+    }).strict(),
+  }).strict(),
   store: z.object({
     /** Shadows: 'full' survives power loss; 'normal' survives a process crash with fewer fsyncs (SD wear). */
     synchronous: z.enum(['full', 'normal']),
@@ -90,5 +105,10 @@ export const DEFAULTS: CoordinatorConfig = {
   policies: [],
   shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20 },
   tasks: { trustedKeys: [], allowUnsigned: false, maxConcurrentCalls: 8, maxBundleBytes: 5 * 1024 * 1024 },
+  cloud: {
+    joinFile: null,
+    forward: [],
+    outbox: { maxBytes: 64 * 1024 * 1024, maxMessages: 1_000_000, maxAgeMs: 7 * 24 * 3600_000, dropPolicy: 'drop-oldest' },
+  },
   store: { synchronous: 'full', brokerSynchronous: 'normal' },
 }

@@ -11,6 +11,7 @@ import { Broker, PolicyEngine, listenTcp, listenTls, listenWebSocket, type Liste
 import { ShadowService } from '../shadow/index.js'
 import { discoveryRoutes, healthRoutes, shadowRoutes, startApi, taskRoutes, type DiscoveryInfo } from '../api/index.js'
 import { TaskService } from '../tasks/index.js'
+import { connectCloud, type CloudConnection } from './cloud.js'
 
 /** How soon a device removed with the CLI is disconnected. */
 const REGISTRY_POLL_MS = 1000
@@ -45,6 +46,7 @@ export class Coordinator {
   #broker: Broker | undefined
   #shadows: ShadowService | undefined
   #tasks: TaskService | undefined
+  #cloud: CloudConnection | null = null
   #ready = false
   #registryWatch: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
@@ -52,6 +54,11 @@ export class Coordinator {
   private constructor(config: CoordinatorConfig, log: Logger) {
     this.#config = config
     this.#log = log
+  }
+
+  /** The cloud connection, or null when the coordinator runs on its own (no join file). */
+  get cloud(): CloudConnection | null {
+    return this.#cloud
   }
 
   static async start(config: CoordinatorConfig, log: Logger, clock: Clock = systemClock): Promise<Coordinator> {
@@ -106,6 +113,7 @@ export class Coordinator {
     })
     // Installed tasks start from local state alone: no network is needed to come back up.
     await this.#tasks.start()
+    this.#cloud = await connectCloud(config, this.#broker, clock, this.#log)
     await this.#listen(this.#broker, this.#shadows, this.#tasks)
     this.#registryWatch = watchRegistry(db, this.#broker)
     this.#ready = true
@@ -172,6 +180,7 @@ export class Coordinator {
     this.#ready = false
     clearInterval(this.#registryWatch)
     for (const l of this.#listeners.splice(0).reverse()) await l.close()
+    await this.#cloud?.close()
     await this.#tasks?.close()
     await this.#shadows?.close()
     await this.#broker?.close()
