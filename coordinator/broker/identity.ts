@@ -1,6 +1,7 @@
 import type { TLSSocket } from 'node:tls'
 import type { Client } from 'aedes'
-import { verifyToken } from '../pki/index.js'
+// tokens.js directly: the pki index would also load the large X.509 library into every daemon.
+import { verifyToken } from '../pki/tokens.js'
 import type { DeviceRecord } from '../store/index.js'
 import { isLoopbackHost } from '../config/index.js'
 import type { Principal } from './policy.js'

@@ -25,8 +25,13 @@ export interface Listener {
   close(): Promise<void>
 }
 
+/**
+ * Nagle's algorithm would hold a shadow reply behind the PUBACK until the device's delayed ACK
+ * (~40 ms on Linux): every request/reply round trip would take that long. MQTT packets are small
+ * and already batched by the broker, so sockets send at once.
+ */
 export async function listenTcp(at: ListenAddress, handle: ConnectionHandler): Promise<Listener> {
-  const server = createNetServer((socket) => handle(socket))
+  const server = createNetServer({ noDelay: true }, (socket) => handle(socket))
   return started('mqtt', server, at)
 }
 
@@ -42,7 +47,7 @@ export async function listenTls(at: ListenAddress, tls: TlsMaterial, handle: Con
     requestCert: true,
     rejectUnauthorized: false,
     minVersion: 'TLSv1.2',
-  }, (socket) => handle(socket))
+  }, (socket) => handle(socket.setNoDelay(true)))
   return started('mqtts', server, at)
 }
 

@@ -242,7 +242,11 @@ const RULES: Readonly<Record<Action, ActionRules>> = {
   subscribe: { denies: filtersIntersect, allows: filterCovers },
 }
 
+/** Decisions remembered per principal; a device publishes to a handful of topics over and over. */
+const DECISION_CACHE_SIZE = 256
+
 export class PolicyEngine {
+  readonly #decisions = new WeakMap<Principal, Map<string, Decision>>()
   readonly #defaultStatements: readonly CompiledStatement[]
   readonly #policies = new Map<string, readonly CompiledStatement[]>()
   readonly #reservedPrefixes: readonly string[]
@@ -257,7 +261,30 @@ export class PolicyEngine {
     this.#reservedPrefixes = validatePrefixes(opts.reservedPrefixes ?? DEFAULT_RESERVED_PREFIXES)
   }
 
+  /**
+   * Policies never change after construction and a principal is not mutated once authenticated, so
+   * a decision can be reused for the same principal object: the per-PUBLISH cost becomes a map lookup.
+   */
   authorizePublish(principal: Principal, topic: string): Decision {
+    return this.#cached(principal, `p\u0000${topic}`, () => this.#decidePublish(principal, topic))
+  }
+
+  authorizeSubscribe(principal: Principal, filter: string): Decision {
+    return this.#cached(principal, `s\u0000${filter}`, () => this.#decideSubscribe(principal, filter))
+  }
+
+  #cached(principal: Principal, key: string, decide: () => Decision): Decision {
+    let decisions = this.#decisions.get(principal)
+    if (decisions === undefined) this.#decisions.set(principal, (decisions = new Map()))
+    const known = decisions.get(key)
+    if (known !== undefined) return known
+    const decision = decide()
+    if (decisions.size >= DECISION_CACHE_SIZE) decisions.clear()
+    decisions.set(key, decision)
+    return decision
+  }
+
+  #decidePublish(principal: Principal, topic: string): Decision {
     if (!isValidTopicName(topic)) return refuse(`publish to ${quote(topic)} denied: not a valid MQTT topic name`)
     const reserved = this.#reservedPublishReason(topic)
     if (reserved !== undefined) return refuse(`publish to ${quote(topic)} denied: ${reserved}`)
@@ -265,7 +292,7 @@ export class PolicyEngine {
   }
 
   /** Reserved and reply topics are not special here: reading them is up to policy. */
-  authorizeSubscribe(principal: Principal, filter: string): Decision {
+  #decideSubscribe(principal: Principal, filter: string): Decision {
     if (!isValidTopicFilter(filter)) return refuse(`subscribe to ${quote(filter)} denied: not a valid MQTT topic filter`)
     return this.#evaluate(principal, 'subscribe', filter)
   }

@@ -1,5 +1,4 @@
 import type { Command } from 'commander'
-import { certificateInfo } from '../pki/index.js'
 import { caFiles, defaultServerHosts, initCa, readServer } from '../pki/ca-files.js'
 import { collect, configFrom, configOption, dataDirOption, type CommonOptions } from './common.js'
 
@@ -14,6 +13,7 @@ export function registerCerts(program: Command): void {
       const files = caFiles(config.dataDir)
       const hosts = defaultServerHosts([...(opts.host ?? []), ...config.auth.serverCertHosts, config.listeners.mqtts?.host ?? ''].filter(Boolean))
       const { createdCa } = await initCa(files, hosts)
+      const { certificateInfo } = await import('../pki/index.js')
       const info = certificateInfo(readServer(files).certPem)
       process.stdout.write(`${createdCa ? 'created' : 'kept existing'} CA: ${files.caCert}\n`)
       process.stdout.write(`server certificate: ${files.serverCert}\n  names: ${info.sans.join(', ')}\n  valid until: ${info.notAfter.toISOString()}\n`)

@@ -3,7 +3,6 @@ import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { InvalidArgumentError } from '../core/errors.js'
 import { isValidThingName } from '../protocol/index.js'
-import { certificateInfo, generateToken, hashToken, issueClientCert } from '../pki/index.js'
 import { caExists, caFiles, defaultServerHosts, initCa, readCa } from '../pki/ca-files.js'
 import { openDatabase, DeviceStore, type DeviceRecord } from '../store/index.js'
 import { databaseFile } from '../kernel/coordinator.js'
@@ -53,6 +52,7 @@ export function registerDevices(program: Command): void {
 }
 
 async function addDevice(name: string, opts: AddOptions): Promise<void> {
+  const { generateToken, hashToken } = await import('../pki/index.js')
   if (!isValidThingName(name)) throw new InvalidArgumentError(`device name '${name}' is invalid: expected 1-128 characters of a-z A-Z 0-9 : _ -`)
   if (!opts.cert && opts.token !== true) throw new InvalidArgumentError('a device needs a certificate or a token: drop --no-cert or add --token')
   const config = configFrom(opts)
@@ -80,6 +80,7 @@ async function addDevice(name: string, opts: AddOptions): Promise<void> {
 }
 
 async function writeCertificate(config: CoordinatorConfig, name: string, outDir: string): Promise<string> {
+  const { certificateInfo, issueClientCert } = await import('../pki/index.js')
   const files = caFiles(config.dataDir)
   if (!caExists(files)) await initCa(files, defaultServerHosts([config.listeners.mqtts?.host ?? '', ...config.auth.serverCertHosts].filter(Boolean)))
   const issued = await issueClientCert(readCa(files), { thingName: name })

@@ -5,7 +5,7 @@ import { ConfigError } from '../core/errors.js'
 import { K, type Logger } from '../core/log.js'
 import type { CoordinatorConfig } from '../config/index.js'
 import { isValidTopicFilter, parseJoinDocument, type JoinDocument } from '../protocol/index.js'
-import { CloudLink, Outbox } from '../cloud/index.js'
+import type { CloudLink, Outbox } from '../cloud/index.js'
 import type { LocalBus } from '../broker/index.js'
 
 /** The coordinator's connection to its cloud shim: identity, durable outbox and the MQTT link. */
@@ -41,6 +41,8 @@ export async function connectCloud(config: CoordinatorConfig, bus: LocalBus, clo
   config.cloud.forward.forEach((f, i) => {
     if (!isValidTopicFilter(f)) throw new ConfigError(`cloud.forward.${i}: '${f}' is not a valid MQTT topic filter`)
   })
+  // Loaded only for a joined coordinator: the MQTT client library is large for a board on its own.
+  const { CloudLink, Outbox } = await import('../cloud/index.js')
   const outbox = Outbox.open(outboxFile(config.dataDir), { ...config.cloud.outbox, clock, log: log.child({ module: 'outbox' }) })
   const link = new CloudLink({
     url: joinDoc.mqttUrl,

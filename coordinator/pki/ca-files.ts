@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { createCa, issueServerCert, type KeyPairPem } from './ca.js'
+import type { KeyPairPem } from './ca.js'
 
 /** The CA and server credentials under `<dataDir>/pki`. Keys are written owner-read-only. */
 export interface CaFiles {
@@ -43,6 +43,8 @@ export function defaultServerHosts(extra: readonly string[]): string[] {
 export async function initCa(files: CaFiles, hosts: readonly string[]): Promise<{ createdCa: boolean }> {
   mkdirSync(files.dir, { recursive: true, mode: 0o700 })
   const createdCa = !caExists(files)
+  // Loaded on demand: the X.509 library is large and a running daemon needs it only on first start.
+  const { createCa, issueServerCert } = await import('./ca.js')
   if (createdCa) {
     const ca = await createCa()
     writeFileSync(files.caKey, ca.keyPem, { mode: 0o600 })

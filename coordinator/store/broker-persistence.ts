@@ -312,6 +312,8 @@ export class SqliteBrokerPersistence {
 
   /** All the subscribers a publish fans out to, in one commit. */
   async outgoingEnqueueCombi(subs: { clientId: string }[], packet: BrokerPacket): Promise<void> {
+    // aedes calls this for every QoS 1 publish, usually with no offline subscriber: skip the transaction.
+    if (subs.length === 0) return
     this.#enqueueAll(subs, packet)
   }
 
