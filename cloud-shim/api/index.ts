@@ -1,9 +1,11 @@
 import { healthRoutes, shadowRoutes, type Route } from '../../coordinator/api/index.js'
 import type { ShadowService } from '../../coordinator/shadow/index.js'
 import type { Catalog } from '../catalog/index.js'
+import type { DeploymentService } from '../deploy/index.js'
 import type { Registry } from '../registry/index.js'
 import { bundleRoutes } from './routes/bundles.js'
 import { coordinatorRoutes, type Provision } from './routes/coordinators.js'
+import { deploymentRoutes } from './routes/deployments.js'
 import { groupRoutes } from './routes/groups.js'
 import { thingRoutes } from './routes/things.js'
 
@@ -16,6 +18,7 @@ export interface CloudApiServices {
   catalog: Catalog
   shadows: ShadowService
   provision: Provision
+  deployments: DeploymentService
   isReady(): boolean
 }
 
@@ -28,5 +31,6 @@ export function cloudRoutes(s: CloudApiServices): Route[] {
     ...groupRoutes(s.registry),
     ...coordinatorRoutes(s.provision),
     ...bundleRoutes(s.catalog),
+    ...deploymentRoutes(s.deployments),
   ]
 }

@@ -14,6 +14,7 @@ import { createBrokerPersistence, openDatabase, ShadowStore, type Db, type Sqlit
 import { cloudRoutes, type Provision } from '../api/index.js'
 import { MqttBus, withoutCredentials } from '../bus/index.js'
 import { Catalog } from '../catalog/index.js'
+import { DeploymentService, ShadowDelivery } from '../deploy/index.js'
 import { anonymousLoopbackAllowed, type CloudConfig } from '../config/index.js'
 import { coordinatorIdentity, CredentialStore, guardForwarding, provisionCoordinator, RegistryPolicy } from '../identity/index.js'
 import { Registry, serveSelfRegistration } from '../registry/index.js'
@@ -38,6 +39,7 @@ export class CloudShim {
   #catalog: Catalog | undefined
   #shadows: ShadowService | undefined
   #bus: LocalBus | undefined
+  #deployments: DeploymentService | undefined
   #ready = false
   #closing: Promise<void> | undefined
 
@@ -75,6 +77,10 @@ export class CloudShim {
     return started(this.#bus)
   }
 
+  get deployments(): DeploymentService {
+    return started(this.#deployments)
+  }
+
   async #start(): Promise<void> {
     const { dataDir, store, bundles } = this.#config
     const db = openDatabase(cloudDatabaseFile(dataDir), { synchronous: store.synchronous })
@@ -93,7 +99,11 @@ export class CloudShim {
     await this.#startShadows(db, bus)
     const unsubscribe = await serveSelfRegistration(bus, registry, this.#log.child({ module: 'registration' }))
     this.#stops.push(unsubscribe)
+    const deployments = this.#createDeployments(db, registry)
     await this.#startApi(registry, credentials, ca)
+    // After the API listens: desired documents name its URL for bundle downloads.
+    await deployments.start()
+    this.#stops.push(() => deployments.close())
     const timer = setInterval(() => registry.catchUp(), CATCH_UP_MS).unref()
     this.#stops.push(() => clearInterval(timer))
     this.#ready = true
@@ -157,6 +167,17 @@ export class CloudShim {
     this.#stops.push(() => shadows.close())
   }
 
+  #createDeployments(db: Db, registry: Registry): DeploymentService {
+    const { shadow } = this.#config
+    const log = this.#log.child({ module: 'deploy' })
+    const delivery = new ShadowDelivery(this.shadows, log)
+    return (this.#deployments = new DeploymentService({
+      db, registry, catalog: this.catalog, delivery, reports: (handler) => delivery.onReport(handler),
+      limits: { maxStateBytes: shadow.maxStateBytes, maxDepth: shadow.maxDepth, maxClientTokenBytes: 64 },
+      httpUrl: () => advertisedUrls(this.#config, this.endpoints).httpUrl, clock: this.#clock, log,
+    }))
+  }
+
   async #startApi(registry: Registry, credentials: CredentialStore, ca: KeyPairPem): Promise<void> {
     const { listeners, dataDir, bundles } = this.#config
     if (listeners.http === null) return
@@ -169,7 +190,7 @@ export class CloudShim {
       })
     }
     this.#add(await startApi(listeners.http, {
-      routes: cloudRoutes({ registry, catalog: this.catalog, shadows: this.shadows, provision, isReady: () => this.#ready }),
+      routes: cloudRoutes({ registry, catalog: this.catalog, shadows: this.shadows, provision, deployments: this.deployments, isReady: () => this.#ready }),
       token: ensureApiToken(dataDir),
       maxBodyBytes: Math.max(API_MIN_BODY_BYTES, bundles.maxBundleBytes),
       log: this.#log.child({ module: 'api' }),

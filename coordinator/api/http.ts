@@ -9,6 +9,11 @@ export type Handler = (req: IncomingMessage, url: URL, body: Buffer) => Promise<
 export interface Route {
   pattern: RegExp
   methods: Partial<Record<string, (params: string[]) => Handler>>
+  /**
+   * The answer when a request body passes the API's size cap; AWS's generic 413 otherwise. A route
+   * whose bodies have a limit of their own (bundles) names that limit rather than the API's.
+   */
+  tooLarge?: () => RouteResult
 }
 
 export const error = (status: number, message: string): [number, unknown] => [status, { code: status, message }]

@@ -9,6 +9,8 @@ export interface BrokerOptions {
   identity: IdentityOptions
   policy: PolicyEngine
   log: Logger
+  /** Messages delivered at once (aedes `concurrency`), sized to the board; 1000 when absent. */
+  concurrency?: number
 }
 
 export type MessageHandler = (topic: string, payload: Buffer) => void
@@ -35,7 +37,7 @@ export class Broker implements LocalBus {
   }
 
   static async create(opts: BrokerOptions): Promise<Broker> {
-    const aedes = await Aedes.createBroker({ persistence: opts.persistence, concurrency: 1000 })
+    const aedes = await Aedes.createBroker({ persistence: opts.persistence, concurrency: opts.concurrency ?? 1000 })
     const broker = new Broker(aedes, opts)
     aedes.authenticate = (client, _username, password, done) => broker.#authenticate(client, password, done)
     aedes.authorizePublish = (client, packet, done) => done(broker.#authorizePublish(client, packet.topic))

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { Option, InvalidArgumentError as CommanderArgError } from 'commander'
 import { loadConfig, type CoordinatorConfig } from '../config/index.js'
 import { InvalidArgumentError } from '../core/errors.js'
+import { boardConfigDefaults } from '../../hardware/index.js'
 
 export interface CommonOptions {
   config?: string
@@ -11,9 +12,13 @@ export interface CommonOptions {
 export const configOption = (): Option => new Option('-c, --config <file>', 'JSON config file (defaults need none)')
 export const dataDirOption = (): Option => new Option('-d, --data-dir <dir>', 'data directory (default ./data)')
 
-/** Loads the config file (if any) with the command-line overrides that every command shares. */
+/**
+ * Loads the config file (if any) with the command-line overrides that every command shares, over
+ * the defaults of the board it runs on (hardware.profile).
+ */
 export function configFrom(opts: CommonOptions, overrides: Record<string, unknown> = {}): Readonly<CoordinatorConfig> {
   return loadConfig({
+    boardDefaults: boardConfigDefaults,
     ...(opts.config === undefined ? {} : { file: opts.config }),
     overrides: { ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }), ...overrides },
   })

@@ -1,6 +1,8 @@
 import type { Command } from 'commander'
-import { createLogger } from '../core/log.js'
+import type { CoordinatorConfig } from '../config/index.js'
+import { createLogger, type LoggerOptions } from '../core/log.js'
 import { Coordinator } from '../kernel/coordinator.js'
+import { SystemdNotifier } from '../../hardware/index.js'
 import { configFrom, configOption, dataDirOption, parsePort, type CommonOptions } from './common.js'
 
 interface StartOptions extends CommonOptions {
@@ -26,9 +28,16 @@ export function registerStart(program: Command): void {
     .option('--join <file>', 'join file from `edge-cloud coordinators add`: connect to that cloud shim')
     .action(async (opts: StartOptions) => {
       const config = configFrom(opts, { listeners: listenerOverrides(opts), ...(opts.join === undefined ? {} : { cloud: { joinFile: opts.join } }) })
-      const log = createLogger({ level: config.log.level, ...(config.log.pretty === null ? {} : { pretty: config.log.pretty }) })
+      const log = createLogger(loggerOptions(config))
       const coordinator = await Coordinator.start(config, log)
+      // Under systemd (Type=notify): ready once listening, then watchdog pings until stopping.
+      const systemd = SystemdNotifier.fromEnv({ log })
+      let stopping = false
+      await systemd?.ready('listening')
+      systemd?.startWatchdog(() => !stopping)
       const stop = (signal: string): void => {
+        stopping = true
+        void systemd?.stopping()
         log.info({ signal }, 'stopping')
         setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref()
         coordinator.close().then(() => process.exit(0), (err: Error) => {
@@ -39,6 +48,13 @@ export function registerStart(program: Command): void {
       process.once('SIGTERM', () => stop('SIGTERM'))
       process.once('SIGINT', () => stop('SIGINT'))
     })
+}
+
+/** JSON to a size-capped rotating file when `log.file` is set, else to stdout (the journal under systemd). */
+function loggerOptions(config: Readonly<CoordinatorConfig>): LoggerOptions {
+  const { level, pretty, file, maxBytes, maxFiles } = config.log
+  if (file !== null) return { level, file: { path: file, maxBytes, maxFiles } }
+  return { level, ...(pretty === null ? {} : { pretty }) }
 }
 
 function listenerOverrides(opts: StartOptions): Record<string, { port: number }> {

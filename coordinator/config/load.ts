@@ -3,27 +3,55 @@ import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import type { z } from 'zod'
 import { ConfigError } from '../core/errors.js'
-import { configSchema, DEFAULTS, type CoordinatorConfig } from './schema.js'
+import { BOARD_PROFILES, configSchema, DEFAULTS, type CoordinatorConfig } from './schema.js'
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
+
+/** What a board profile is chosen by: the config's `hardware.profile` and `hardware.root`, and the data directory (its storage). */
+export interface BoardSelection {
+  profile: CoordinatorConfig['hardware']['profile']
+  root: string
+  dataDir: string
+}
+
+/** Default values for the chosen board, shaped like the config (e.g. { tasks: { maxConcurrentCalls: 2 } }). */
+export type BoardDefaults = (selection: BoardSelection) => Record<string, unknown>
 
 export interface LoadOptions {
   /** Path to a JSON config file; optional, defaults need no file. */
   file?: string
   /** Overrides from the command line, already shaped like the config (e.g. { listeners: { mqtt: { port: 0 } } }). */
   overrides?: Record<string, unknown>
+  /** The board profile's defaults, layered between DEFAULTS and the file; none: DEFAULTS alone. */
+  boardDefaults?: BoardDefaults
 }
 
-/** Merges DEFAULTS < file < overrides once, validates every key and returns a frozen config. */
+/**
+ * Merges DEFAULTS < board profile < file < overrides once, validates every key and returns a
+ * frozen config. The profile sits under the file so any key an operator writes wins over it.
+ */
 export function loadConfig(opts: LoadOptions = {}): Readonly<CoordinatorConfig> {
   const fromFile = opts.file === undefined ? {} : readConfigFile(opts.file)
-  const merged = deepMerge(deepMerge(DEFAULTS as unknown as Json, fromFile), (opts.overrides ?? {}) as Json)
-  const parsed = configSchema.safeParse(merged)
+  const explicitOver = (base: Json): Json => deepMerge(deepMerge(base, fromFile), (opts.overrides ?? {}) as Json)
+  const defaults = DEFAULTS as unknown as Json
+  const parsed = configSchema.safeParse(explicitOver(deepMerge(defaults, boardLayer(explicitOver(defaults), opts.boardDefaults))))
   if (!parsed.success) throw new ConfigError(describeIssues(parsed.error.issues, opts.file))
   const config = parsed.data
   checkPolicyReferences(config, opts.file)
   config.dataDir = resolve(config.dataDir)
+  if (config.log.file !== null) config.log.file = resolve(config.log.file)
   return deepFreeze(config)
+}
+
+/** The profile's defaults; skipped while `hardware` is malformed, which validation then reports by key. */
+function boardLayer(merged: Json, boardDefaults: BoardDefaults | undefined): Json {
+  if (boardDefaults === undefined || !isPlainObject(merged)) return {}
+  const hw = merged['hardware']
+  const dataDir = merged['dataDir']
+  if (!isPlainObject(hw) || typeof dataDir !== 'string') return {}
+  const { profile, root } = hw
+  if (typeof root !== 'string' || !(BOARD_PROFILES as readonly unknown[]).includes(profile)) return {}
+  return boardDefaults({ profile: profile as BoardSelection['profile'], root, dataDir: resolve(dataDir) }) as Json
 }
 
 /** Names must point at defined policies; resources are checked by the policy engine at start. */

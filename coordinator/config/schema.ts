@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { SHADOW_NAME_PATTERN, THING_NAME_PATTERN } from '../protocol/index.js'
 
 const port = z.number().int().min(0).max(65535)
 const host = z.string().min(1)
@@ -15,6 +16,71 @@ const policyStatement = z.object({
 
 const policy = z.object({ name: z.string().min(1), statements: z.array(policyStatement).min(1) }).strict()
 
+/** Board profiles hardware/profiles.ts knows; 'auto' detects the board at start. */
+export const BOARD_PROFILES = ['auto', 'pi-zero-2w', 'pi3', 'pi4', 'pi5', 'generic'] as const
+/** Line rates a Linux tty accepts (stty); anything else fails only at open, so refuse it here. */
+export const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600] as const
+
+const thingName = z.string().regex(THING_NAME_PATTERN, 'expected a thing name (1-128 characters of a-z A-Z 0-9 : _ -)')
+const shadowName = z.string().regex(SHADOW_NAME_PATTERN, 'expected a shadow name (1-64 characters of a-z A-Z 0-9 : _ - $)')
+
+/** One thing's shadows to sync (cloud.sync.shadows); at least one of them. */
+const syncedShadows = z.object({
+  thing: thingName,
+  /** Its classic (unnamed) shadow. */
+  classic: z.boolean().default(true),
+  /** Its named shadows. */
+  named: z.array(shadowName).default([]),
+}).strict().refine((s) => s.classic || s.named.length > 0, { message: 'names no shadow: set classic to true or list named shadows' })
+
+/** A GPIO line presented as a device: its shadow's `on` is the line's logical level. */
+const gpioLine = z.object({
+  thing: thingName,
+  chip: z.string().regex(/^gpiochip\d+$/, "expected a chip name like 'gpiochip0'"),
+  line: z.number().int().min(0).max(1023),
+  direction: z.enum(['in', 'out']),
+  /** The line is on when its pin is low (relay boards driven through a transistor often are). */
+  activeLow: z.boolean().default(false),
+  /** An output's level at start when its shadow holds no desired `on`. */
+  initial: z.boolean().default(false),
+  backend: z.enum(['gpiod', 'simulated']).default('gpiod'),
+}).strict()
+
+/** A serial sensor presented as a device: each parsed line becomes its reported state. */
+const serialPort = z.object({
+  thing: thingName,
+  path: z.string().startsWith('/'),
+  baud: z.number().int().refine((b) => (BAUD_RATES as readonly number[]).includes(b), `expected one of ${BAUD_RATES.join(', ')}`),
+  parser: z.enum(['kv', 'json', 'lines']),
+  backend: z.enum(['tty', 'simulated']).default('tty'),
+  /** Readings arriving faster are coalesced (the newest wins): each report is an SD-card write. */
+  minIntervalMs: z.number().int().min(0).max(3_600_000).default(1000),
+}).strict()
+
+const hardware = z.object({
+  /** Which board's default limits apply; 'auto' reads the device tree, /proc/cpuinfo and /proc/meminfo. */
+  profile: z.enum(BOARD_PROFILES),
+  /** Where /proc, /sys and /dev are read from for detection ('/' except in tests). */
+  root: z.string().min(1),
+  gpio: z.array(gpioLine),
+  serial: z.array(serialPort),
+}).strict().superRefine((hw, ctx) => {
+  const seen = new Map<string, string>()
+  const claim = (key: string, where: string, path: (string | number)[], what: string): void => {
+    const first = seen.get(key)
+    if (first === undefined) return void seen.set(key, where)
+    ctx.addIssue({ code: 'custom', path, message: `${what} is already used by hardware.${first}` })
+  }
+  hw.gpio.forEach((g, i) => {
+    claim(`thing:${g.thing}`, `gpio.${i}`, ['gpio', i, 'thing'], `thing '${g.thing}'`)
+    claim(`line:${g.chip}:${g.line}`, `gpio.${i}`, ['gpio', i, 'line'], `${g.chip} line ${g.line}`)
+  })
+  hw.serial.forEach((s, i) => {
+    claim(`thing:${s.thing}`, `serial.${i}`, ['serial', i, 'thing'], `thing '${s.thing}'`)
+    claim(`path:${s.path}`, `serial.${i}`, ['serial', i, 'path'], `port ${s.path}`)
+  })
+})
+
 export const configSchema = z.object({
   /** Where the SQLite file, the CA and issued credentials live. */
   dataDir: z.string().min(1),
@@ -22,6 +88,12 @@ export const configSchema = z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     /** Human-readable logs; null: only when stdout is a terminal. */
     pretty: z.boolean().nullable(),
+    /** Write JSON logs to this file (rotated by size) instead of stdout; null: stdout (the journal under systemd). */
+    file: z.string().min(1).nullable(),
+    /** Bytes per log file before it is rotated. */
+    maxBytes: z.number().int().min(64 * 1024),
+    /** Rotated files kept beside the live one; the log never takes more than maxBytes * (maxFiles + 1). */
+    maxFiles: z.number().int().min(1).max(20),
   }).strict(),
   listeners: z.object({
     /** MQTT over TCP. */
@@ -32,6 +104,10 @@ export const configSchema = z.object({
     ws: wsListener.nullable(),
     /** Local HTTP API (health, shadows). */
     http: listener.nullable(),
+  }).strict(),
+  broker: z.object({
+    /** Messages the broker delivers at once (aedes `concurrency`); each holds memory until delivered. */
+    concurrency: z.number().int().min(10).max(10_000),
   }).strict(),
   auth: z.object({
     /**
@@ -63,6 +139,10 @@ export const configSchema = z.object({
     maxConcurrentCalls: z.number().int().min(1).max(1024),
     /** Largest bundle file accepted, in bytes. */
     maxBundleBytes: z.number().int().min(1024).max(256 * 1024 * 1024),
+    /** Installed tasks (one isolate each); an install beyond it is refused. */
+    maxTasks: z.number().int().min(1).max(1024),
+    /** The largest `limits.memoryMb` a task may ask for (its isolate heap, in MB). */
+    maxMemoryMb: z.number().int().min(8).max(512),
   }).strict(),
   cloud: z.object({
     /** Join file from `edge-cloud coordinators add`; null runs the coordinator on its own. */
@@ -78,6 +158,22 @@ export const configSchema = z.object({
       /** When full: drop the oldest queued message, or refuse the new one. */
       dropPolicy: z.enum(['drop-oldest', 'reject-new']),
     }).strict(),
+    /** Shadow sync with the cloud copies (coordinator/sync/README.md); only with a join file. */
+    sync: z.object({
+      /** Devices' shadows to sync, besides the coordinator's own. */
+      shadows: z.array(syncedShadows),
+      /** Sync the coordinator's own classic shadow. */
+      own: z.boolean(),
+      /** 'both'; 'to-cloud': the coordinator's copy wins and cloud changes are ignored; 'from-cloud': the reverse. */
+      direction: z.enum(['both', 'to-cloud', 'from-cloud']),
+    }).strict(),
+    /** Fleet deployments through the `deployment` shadow (coordinator/deploy/README.md); only with a join file. */
+    deploy: z.object({
+      /** How long every task of a new set must stay running before the set is committed. */
+      healthCheckMs: z.number().int().min(0).max(600_000),
+      /** Tries per bundle download (each resumes where the last one stopped). */
+      downloadAttempts: z.number().int().min(1).max(100),
+    }).strict(),
   }).strict(),
   store: z.object({
     /** Shadows: 'full' survives power loss; 'normal' survives a process crash with fewer fsyncs (SD wear). */
@@ -88,27 +184,33 @@ export const configSchema = z.object({
      */
     brokerSynchronous: z.enum(['full', 'normal']),
   }).strict(),
+  /** The board's profile and the local hardware presented as devices (hardware/README.md). */
+  hardware,
 }).strict()
 
 export type CoordinatorConfig = z.infer<typeof configSchema>
 
 export const DEFAULTS: CoordinatorConfig = {
   dataDir: './data',
-  log: { level: 'info', pretty: null },
+  log: { level: 'info', pretty: null, file: null, maxBytes: 16 * 1024 * 1024, maxFiles: 3 },
   listeners: {
     mqtt: { host: '127.0.0.1', port: 1883 },
     mqtts: { host: '127.0.0.1', port: 8883 },
     ws: { host: '127.0.0.1', port: 8083, path: '/mqtt' },
     http: { host: '127.0.0.1', port: 8087 },
   },
+  broker: { concurrency: 1000 },
   auth: { allowAnonymousLoopback: 'auto', anonymousPolicies: [], serverCertHosts: [] },
   policies: [],
   shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20 },
-  tasks: { trustedKeys: [], allowUnsigned: false, maxConcurrentCalls: 8, maxBundleBytes: 5 * 1024 * 1024 },
+  tasks: { trustedKeys: [], allowUnsigned: false, maxConcurrentCalls: 8, maxBundleBytes: 5 * 1024 * 1024, maxTasks: 64, maxMemoryMb: 512 },
   cloud: {
     joinFile: null,
     forward: [],
     outbox: { maxBytes: 64 * 1024 * 1024, maxMessages: 1_000_000, maxAgeMs: 7 * 24 * 3600_000, dropPolicy: 'drop-oldest' },
+    sync: { shadows: [], own: true, direction: 'both' },
+    deploy: { healthCheckMs: 3000, downloadAttempts: 5 },
   },
   store: { synchronous: 'full', brokerSynchronous: 'normal' },
+  hardware: { profile: 'auto', root: '/', gpio: [], serial: [] },
 }

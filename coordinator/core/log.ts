@@ -1,4 +1,5 @@
 import { pino, type Logger as PinoLogger, type LevelWithSilent } from 'pino'
+import { RotatingFile, type RotatingFileOptions } from './rotating-file.js'
 
 /** The logging surface services depend on; pino is chosen only here and in main. */
 export type Logger = Pick<PinoLogger, 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'child' | 'level'>
@@ -9,10 +10,13 @@ export interface LoggerOptions {
   pretty?: boolean
   /** Where JSON lines go (fd). Defaults to stdout. */
   destination?: number
+  /** JSON lines to a size-capped rotating file instead (pretty is ignored). */
+  file?: RotatingFileOptions
 }
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const level = opts.level ?? 'info'
+  if (opts.file !== undefined) return pino({ level, base: { pid: process.pid } }, new RotatingFile(opts.file))
   const pretty = opts.pretty ?? process.stdout.isTTY === true
   if (pretty) {
     return pino({

@@ -9,9 +9,13 @@ import { openDatabase, DeviceStore, ShadowStore, createBrokerPersistence, type D
 import { caExists, caFiles, defaultServerHosts, initCa, readCa, readServer } from '../pki/ca-files.js'
 import { Broker, PolicyEngine, listenTcp, listenTls, listenWebSocket, type Listener, type ListenAddress } from '../broker/index.js'
 import { ShadowService } from '../shadow/index.js'
-import { discoveryRoutes, healthRoutes, shadowRoutes, startApi, taskRoutes, type DiscoveryInfo } from '../api/index.js'
+import { discoveryRoutes, healthRoutes, infoRoutes, shadowRoutes, startApi, taskRoutes, type CoordinatorInfo, type DiscoveryInfo } from '../api/index.js'
 import { TaskService } from '../tasks/index.js'
 import { connectCloud, type CloudConnection } from './cloud.js'
+import { connectHardware, type HardwareConnection } from './hardware.js'
+import { startSync } from './sync.js'
+import { Deployments, type DeployAgent } from '../deploy/index.js'
+import type { SyncService } from '../sync/index.js'
 
 /** How soon a device removed with the CLI is disconnected. */
 const REGISTRY_POLL_MS = 1000
@@ -47,6 +51,9 @@ export class Coordinator {
   #shadows: ShadowService | undefined
   #tasks: TaskService | undefined
   #cloud: CloudConnection | null = null
+  #hardware: HardwareConnection | undefined
+  #sync: SyncService | null = null
+  #deploy: DeployAgent | null = null
   #ready = false
   #registryWatch: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
@@ -59,6 +66,26 @@ export class Coordinator {
   /** The cloud connection, or null when the coordinator runs on its own (no join file). */
   get cloud(): CloudConnection | null {
     return this.#cloud
+  }
+
+  /** Shadow sync with the cloud, or null without a cloud or shadows to sync. */
+  get sync(): SyncService | null {
+    return this.#sync
+  }
+
+  /** The board and the local hardware adapters (hardware/README.md); undefined until started. */
+  get hardware(): HardwareConnection | undefined {
+    return this.#hardware
+  }
+
+  /** Capability tags fleet deployments target (board=, arch=, memory=, gpio, i2c, serial, camera). */
+  capabilities(): string[] {
+    return this.#hardware?.info().capabilities ?? []
+  }
+
+  /** GET /v1/info: the board, its capability tags, the limits in force and the hardware adapters. */
+  info(): CoordinatorInfo | null {
+    return this.#hardware?.info() ?? null
   }
 
   static async start(config: CoordinatorConfig, log: Logger, clock: Clock = systemClock): Promise<Coordinator> {
@@ -89,6 +116,7 @@ export class Coordinator {
       },
       policy,
       log: this.#log.child({ module: 'broker' }),
+      concurrency: config.broker.concurrency,
     })
     this.#shadows = new ShadowService({
       store: new ShadowStore(db),
@@ -99,6 +127,9 @@ export class Coordinator {
       log: this.#log.child({ module: 'shadow' }),
     })
     await this.#shadows.start()
+    // Before tasks: a task's first shadow update must find the adapter listening.
+    this.#hardware = await connectHardware(config, this.#shadows, this.#log)
+    const deployments = new Deployments(db, clock, this.#log.child({ module: 'deploy' }))
     this.#tasks = new TaskService({
       db,
       bundleDir: join(config.dataDir, 'bundles'),
@@ -110,10 +141,15 @@ export class Coordinator {
       maxBundleBytes: config.tasks.maxBundleBytes,
       clock,
       log: this.#log.child({ module: 'tasks' }),
+      limits: { maxTasks: config.tasks.maxTasks, maxMemoryMb: config.tasks.maxMemoryMb },
+      retainBundles: deployments.retainedBundles,
     })
     // Installed tasks start from local state alone: no network is needed to come back up.
+    deployments.recover()
     await this.#tasks.start()
     this.#cloud = await connectCloud(config, this.#broker, clock, this.#log)
+    this.#sync = await startSync(config, this.#cloud, this.#shadows, db, clock, this.#log)
+    this.#deploy = await deployments.startAgent(this.#cloud, this.#tasks, { dataDir: config.dataDir, maxBundleBytes: config.tasks.maxBundleBytes, ...config.cloud.deploy })
     await this.#listen(this.#broker, this.#shadows, this.#tasks)
     this.#registryWatch = watchRegistry(db, this.#broker)
     this.#ready = true
@@ -138,7 +174,7 @@ export class Coordinator {
     if (listeners.ws !== null) this.#add(await listenWebSocket(listeners.ws, handle))
     if (listeners.http !== null) {
       const routes = [
-        ...healthRoutes(() => this.#ready), ...shadowRoutes(shadows), ...discoveryRoutes(() => this.#discovery()), ...taskRoutes(tasks),
+        ...healthRoutes(() => this.#ready), ...shadowRoutes(shadows), ...discoveryRoutes(() => this.#discovery()), ...taskRoutes(tasks), ...infoRoutes(() => this.info()),
       ]
       this.#add(await startApi(listeners.http, {
         routes,
@@ -180,8 +216,12 @@ export class Coordinator {
     this.#ready = false
     clearInterval(this.#registryWatch)
     for (const l of this.#listeners.splice(0).reverse()) await l.close()
+    // Sync first: its last steps still use the link, the outbox and the local shadows.
+    await this.#sync?.close()
+    await this.#deploy?.close()
     await this.#cloud?.close()
     await this.#tasks?.close()
+    await this.#hardware?.close()
     await this.#shadows?.close()
     await this.#broker?.close()
     // aedes never destroys its persistence itself.

@@ -217,6 +217,10 @@ function fire(id, cancel) {
   }
 }
 
+// A WebAssembly.Memory lives outside the V8 heap, where the isolate's memory limit does not reach:
+// a 16 MB task could grow one to gigabytes. Tasks are JavaScript; wasm is not part of the API.
+delete globalThis.WebAssembly
+
 globalThis.setTimeout = (callback, delay, ...args) => addTimer(callback, delay, args, false)
 globalThis.setInterval = (callback, delay, ...args) => addTimer(callback, delay, args, true)
 globalThis.clearTimeout = clearTimer

@@ -27,10 +27,13 @@ export interface ShadowResult {
   body: JsonObject
 }
 
-/** A committed change, for triggers and sync; listeners run after the replies are published. */
+/**
+ * A committed change, for triggers and sync; listeners run after the replies are published.
+ * `clientToken` is the request's, so a listener can tell its own writes from others' (sync).
+ */
 export type ShadowChange =
-  | { kind: 'update'; ref: ShadowRef; document: ShadowDocument; delta: JsonObject | null }
-  | { kind: 'delete'; ref: ShadowRef; version: number }
+  | { kind: 'update'; ref: ShadowRef; document: ShadowDocument; delta: JsonObject | null; clientToken?: string }
+  | { kind: 'delete'; ref: ShadowRef; version: number; clientToken?: string }
 
 export type ShadowChangeListener = (change: ShadowChange) => void
 
@@ -184,7 +187,9 @@ export class ShadowService {
     const replies: Reply[] = [{ topic: shadowTopic(job.ref, 'update', 'accepted'), body: out.accepted }]
     if (out.delta !== null) replies.push({ topic: shadowTopic(job.ref, 'update', 'delta'), body: out.delta })
     replies.push({ topic: shadowTopic(job.ref, 'update', 'documents'), body: out.documents })
-    const change: ShadowChange = { kind: 'update', ref: job.ref, document: out.document, delta: out.delta === null ? null : (out.delta['state'] as JsonObject) }
+    const change: ShadowChange = {
+      kind: 'update', ref: job.ref, document: out.document, delta: out.delta === null ? null : (out.delta['state'] as JsonObject), ...tokenOf(req.value.clientToken),
+    }
     return { result: { accepted: true, status: 200, body: out.accepted }, replies, change }
   }
 
@@ -207,7 +212,7 @@ export class ShadowService {
     this.#o.store.put(job.ref.thingName, job.ref.shadowName ?? '', null, doc.version, this.#o.clock.now())
     const body = deleteAcceptedBody(doc.version, epochSeconds(this.#o.clock), req.value.clientToken)
     const replies = [{ topic: shadowTopic(job.ref, 'delete', 'accepted'), body }]
-    return { result: { accepted: true, status: 200, body }, replies, change: { kind: 'delete', ref: job.ref, version: doc.version } }
+    return { result: { accepted: true, status: 200, body }, replies, change: { kind: 'delete', ref: job.ref, version: doc.version, ...tokenOf(req.value.clientToken) } }
   }
 
   /** A rejection is published over MQTT only for MQTT requests (AWS: REST callers get HTTP errors). */
@@ -241,6 +246,8 @@ export class ShadowService {
     })
   }
 }
+
+const tokenOf = (clientToken: string | undefined): { clientToken?: string } => (clientToken === undefined ? {} : { clientToken })
 
 /** Best effort, for replies to requests that failed before parsing finished. */
 function clientTokenOf(job: Job): string | undefined {

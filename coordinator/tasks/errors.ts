@@ -10,6 +10,7 @@ export type TaskErrorCode =
   | 'COORD_TASK_MANIFEST_INVALID'
   | 'COORD_TASK_NOT_INVOKABLE'
   | 'COORD_TASK_PAYLOAD_TOO_LARGE'
+  | 'COORD_TASK_LIMIT_REACHED'
   | typeof PERMISSION_DENIED
 
 /**
@@ -51,6 +52,10 @@ export const notInvokable = (name: string): TaskError =>
 /** `action` and `target` name what was refused, e.g. 'publish' and the topic. */
 export const permissionDenied = (task: string, action: string, target: string, reason?: string): TaskError =>
   new TaskError(PERMISSION_DENIED, `task ${quote(task)} may not ${action} ${quote(target)}${reason === undefined ? '' : `: ${reason}`}`)
+
+/** The coordinator runs as many tasks as its board's profile allows (tasks.maxTasks). */
+export const limitReached = (name: string, max: number): TaskError =>
+  new TaskError('COORD_TASK_LIMIT_REACHED', `cannot install task ${quote(name)}: ${max} tasks are installed, the most this coordinator runs (tasks.maxTasks)`)
 
 export const payloadTooLarge = (what: string, bytes: number, max: number): TaskError =>
   new TaskError('COORD_TASK_PAYLOAD_TOO_LARGE', `${what} is ${bytes} bytes; the limit is ${max} bytes`)

@@ -22,6 +22,18 @@ export interface TaskServiceOptions {
   restart?: Partial<RestartPolicy>
   /** How long stop, replace and close wait for accepted calls, in ms. */
   drainTimeoutMs?: number
+  /** Sized to the board (hardware profiles): installed tasks, and the isolate heap a manifest may ask for (MB). */
+  limits?: TaskLimits
+  /**
+   * Digests whose files must survive pruning although no task row names them: bundles a
+   * deployment has staged, and the previous set it may have to roll back to without network.
+   */
+  retainBundles?: () => Iterable<string>
+}
+
+export interface TaskLimits {
+  maxTasks: number
+  maxMemoryMb: number
 }
 
 export const TASK_SERVICE_DEFAULTS = Object.freeze({ drainTimeoutMs: 10_000 })

@@ -9,9 +9,10 @@ import type { LogEntry } from './logs.js'
 import { TASK_SERVICE_DEFAULTS, validateOptions, type TaskServiceOptions } from './options.js'
 import { RESTART_DEFAULTS } from './restart-policy.js'
 import type { TaskRunner } from './runner.js'
+import { checkLimits } from './limits.js'
 import { KeyedSerial } from './serial.js'
 import { TaskStore, type TaskRow } from './task-store.js'
-import { loadVersion, shutdownVersion, taskConfig, verifyBundle, type LiveVersion, type VersionContext } from './version.js'
+import { checkExpected, loadVersion, shutdownVersion, taskConfig, verifyBundle, type LiveVersion, type VersionContext } from './version.js'
 
 const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
 
@@ -71,6 +72,27 @@ export class TaskService {
     return this.#exclusive(decoded.manifest.name, () => this.#install(decoded, bundle, opts.config))
   }
 
+  /** Install's checks and the expected digest, installing nothing: deployments verify a set before touching a task. */
+  checkBundle(bytes: Uint8Array, expected: { digest: string; config: object }): TaskManifest {
+    return checkExpected(bytes, this.#o.maxBundleBytes, this.#o.trust, expected)
+  }
+
+  /**
+   * Puts a task back exactly as a recorded row says, the way start() brings it up after a reboot:
+   * the row is committed whatever happens, and a version that fails to load leaves the task
+   * broken with its error. Deployments roll back with it, from local files only.
+   */
+  restore(row: TaskRow): Promise<TaskInfo> {
+    this.#assertOpen()
+    return this.#exclusive(row.name, async () => {
+      const entry = this.#entries.get(row.name)
+      this.#store.put(row)
+      if (entry === undefined) await this.#restore(row)
+      else await this.#reload(entry, row)
+      return toTaskInfo(this.#require(row.name))
+    })
+  }
+
   remove(name: string): Promise<void> {
     return this.#exclusive(name, async () => {
       const entry = this.#require(name)
@@ -113,6 +135,11 @@ export class TaskService {
     })
   }
 
+  /** The largest bundle install() accepts, in bytes. */
+  get maxBundleBytes(): number {
+    return this.#o.maxBundleBytes
+  }
+
   list(): TaskInfo[] {
     return [...this.#entries.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map(toTaskInfo)
   }
@@ -138,6 +165,7 @@ export class TaskService {
   async #install(bundle: DecodedBundle, bytes: Uint8Array, config: object | undefined): Promise<TaskInfo> {
     const { manifest, digest } = bundle
     const existing = this.#entries.get(manifest.name)
+    if (this.#o.limits !== undefined) checkLimits(manifest, existing === undefined ? this.#entries.size : null, this.#o.limits)
     // Without new overrides an upgrade keeps the operator's; `{}` resets them.
     const overrides = (config ?? existing?.row.config ?? {}) as Record<string, unknown>
     if (existing?.state === 'running' && existing.row.digest === digest && sameJson(existing.row.config, overrides)) return toTaskInfo(existing)
@@ -183,6 +211,23 @@ export class TaskService {
     if (mismatch !== null) throw mismatch
     const config = taskConfig(bundle.manifest, entry.row.config)
     return loadVersion(this.#ctx, { bundle, config, counters: entry.counters, taskLog: entry.log })
+  }
+
+  async #reload(entry: TaskEntry, row: TaskRow): Promise<void> {
+    entry.row = row
+    entry.manifest = JSON.parse(row.manifest) as TaskManifest
+    if (row.desired === 'stopped') {
+      entry.state = 'stopped'
+      return this.#shutdown(entry)
+    }
+    try {
+      this.#goLive(entry, await this.#loadStored(entry))
+    } catch (err) {
+      await this.#shutdown(entry)
+      entry.state = 'broken'
+      entry.lastError = describeError(err)
+      entry.log.lifecycle(entry.manifest.version, 'error', 'task failed to start', { error: entry.lastError })
+    }
   }
 
   /** Registered only after its load attempt, so nobody sees a task half-started. */
@@ -271,7 +316,7 @@ export class TaskService {
   }
 
   async #prune(): Promise<void> {
-    const keep = new Set([...this.#store.list().map((r) => r.digest), ...this.#installing])
+    const keep = new Set([...this.#store.list().map((r) => r.digest), ...this.#installing, ...(this.#o.retainBundles?.() ?? [])])
     await this.#files.prune(keep)
   }
 }

@@ -2,7 +2,7 @@ import type PQueue from 'p-queue'
 import type { Clock } from '../core/clock.js'
 import type { Logger } from '../core/log.js'
 import type { LocalBus } from '../broker/index.js'
-import { decodeBundle, resolveConfig, verifyBundleTrust, type DecodedBundle, type TaskManifest, type TrustPolicy } from '../protocol/index.js'
+import { checkDigest, decodeBundle, resolveConfig, verifyBundleTrust, type DecodedBundle, type TaskManifest, type TrustPolicy } from '../protocol/index.js'
 import type { ShadowChangeListener } from '../shadow/index.js'
 import { TaskSandbox, type TaskEvent } from '../sandbox/index.js'
 import { configInvalid } from './errors.js'
@@ -50,6 +50,15 @@ export function verifyBundle(bytes: Uint8Array, maxBytes: number, trust: TrustPo
   const untrusted = verifyBundleTrust(decoded.bundle, trust)
   if (untrusted !== null) throw untrusted
   return decoded.bundle
+}
+
+/** Install's checks (decode, signature, trust, config) plus the digest a deployment names. */
+export function checkExpected(bytes: Uint8Array, maxBytes: number, trust: TrustPolicy, expected: { digest: string; config: object }): TaskManifest {
+  const decoded = verifyBundle(bytes, maxBytes, trust)
+  const mismatch = checkDigest(decoded, expected.digest)
+  if (mismatch !== null) throw mismatch
+  taskConfig(decoded.manifest, expected.config as Record<string, unknown>)
+  return decoded.manifest
 }
 
 export function taskConfig(manifest: TaskManifest, overrides: Record<string, unknown>): Record<string, unknown> {

@@ -30,7 +30,8 @@ describe('task triggers', () => {
     await sensor.publishAsync('things/sensor-1/telemetry', JSON.stringify({ celsius: 21.5 }), { qos: 1 })
     const [message] = await shown.done
     expect(message?.body).toEqual({ from: 'things/sensor-1/telemetry', celsius: 21.5, bytes: 16 })
-    expect(h.service.get('relay')?.metrics.calls).toBe(1)
+    // The subscriber can see the publish before the call that made it is counted as finished.
+    await eventually(() => h.service.get('relay')?.metrics.calls === 1)
   })
 
   it('passes non-JSON payloads as bytes only', async () => {

@@ -13,6 +13,7 @@ const STATUS: Record<string, number> = {
   COORD_TASK_CONFIG_INVALID: 400,
   COORD_TASK_MANIFEST_INVALID: 400,
   COORD_TASK_PAYLOAD_TOO_LARGE: 413,
+  COORD_TASK_LIMIT_REACHED: 409,
   COORD_TASK_PERMISSION_DENIED: 403,
   COORD_BUNDLE_TOO_LARGE: 413,
   COORD_BUNDLE_MALFORMED: 400,
@@ -41,6 +42,8 @@ export function taskRoutes(tasks: TaskService): Route[] {
         GET: () => async () => [200, { tasks: tasks.list() }],
         POST: () => guarded(async (_req, url, body) => install(tasks, url, body)),
       },
+      // The API stops reading a body at its cap, which is the bundle limit once that passes 128 KiB.
+      tooLarge: () => failure('COORD_BUNDLE_TOO_LARGE', `bundle is larger than the limit of ${tasks.maxBundleBytes} bytes (tasks.maxBundleBytes)`),
     },
     {
       pattern: /^\/v1\/tasks\/([^/]+)$/,
