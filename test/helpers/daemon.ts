@@ -14,9 +14,10 @@ export interface Daemon {
 }
 
 /** Starts the built daemon as a child process on free ports and waits for its ready line. */
-export function startDaemon(args: string[], timeoutMs = 15_000): Promise<Daemon> {
+export function startDaemon(args: string[], timeoutMs = 15_000, env: NodeJS.ProcessEnv = process.env): Promise<Daemon> {
   const child = spawn(process.execPath, ['--no-node-snapshot', BIN, 'start', '--mqtt-port', '0', '--mqtts-port', '0', '--ws-port', '0', '--http-port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env,
   })
   const logs: Array<Record<string, unknown>> = []
   let stderr = ''
