@@ -32,6 +32,12 @@ export interface SandboxOptions {
   config: Record<string, unknown>
   /** The runtime's own diagnostics (timer overruns, a lost isolate); task logs go to `host.log`. */
   log: Logger
+  /**
+   * Task code that ran outside any call (a timer callback, or work a settled call left behind)
+   * and hit the CPU limit. No call fails for it, so without this a long-lived task re-arming a
+   * spinning timer would burn a core forever without its failures ever counting.
+   */
+  onFault?: (error: SandboxError) => void
 }
 
 export interface SandboxMetrics {
@@ -113,7 +119,13 @@ export class TaskSandbox {
   private constructor(opts: SandboxOptions) {
     this.#opts = opts
     this.#label = `${opts.taskName}@${opts.version}`
-    this.#background = { cpuLeftMs: Infinity, exceeded: () => this.#opts.log.warn({ task: this.#label }, 'background work of a finished call hit the CPU limit and was interrupted') }
+    this.#background = {
+      cpuLeftMs: Infinity,
+      exceeded: () => {
+        this.#opts.log.warn({ task: this.#label }, 'background work of a finished call hit the CPU limit and was interrupted')
+        this.#opts.onFault?.(timeoutError(this.#label, 'background work of a finished call', { kind: 'cpu', ms: opts.limits.cpuMsPerCall }))
+      },
+    }
     this.#timers = new HostTimers(MAX_TIMERS, (id) => this.#fireTimer(id))
     try {
       this.#isolate = new ivm.Isolate({ memoryLimit: opts.limits.memoryMb, onCatastrophicError: (message) => this.#catastrophe(message) })
@@ -372,7 +384,9 @@ export class TaskSandbox {
   }
 
   #timerExceeded(id: number): void {
-    this.#opts.log.warn({ task: this.#label, timer: id, limitMs: this.#opts.limits.cpuMsPerCall }, 'timer callback hit the CPU limit; timer cleared')
+    const ms = this.#opts.limits.cpuMsPerCall
+    this.#opts.log.warn({ task: this.#label, timer: id, limitMs: ms }, 'timer callback hit the CPU limit; timer cleared')
+    this.#opts.onFault?.(timeoutError(this.#label, 'a timer callback', { kind: 'cpu', ms }))
     if (!this.#timers.clear(id)) return
     // The isolate still counts the interval as live; drop it there too, without running it.
     void this.#enter(this.#background, (timeout) => this.#entry.fire.apply(undefined, [id, true], { timeout }))

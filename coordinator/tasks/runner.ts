@@ -33,7 +33,8 @@ export interface RunnerOptions {
   /** Priority in the global queue; higher runs first. */
   priority: number
   global: PQueue
-  createSandbox(): Promise<SandboxHandle>
+  /** `onFault`: the sandbox's task code failed outside any call (see SandboxOptions.onFault). */
+  createSandbox(onFault: (error: Error) => void): Promise<SandboxHandle>
   counters: TaskCounters
   restart: RestartPolicy
   clock: Clock
@@ -66,7 +67,7 @@ export class TaskRunner {
   readonly #o: RunnerOptions
   readonly #queue: PQueue
   readonly #streak: FailureStreak
-  #sandbox: SandboxHandle
+  #sandbox!: SandboxHandle
   readonly #retired = new WeakSet<SandboxHandle>()
   #state: RunnerState = 'running'
   #lastError: string | null = null
@@ -77,17 +78,18 @@ export class TaskRunner {
   #inFlight = 0
   #pause: Pause | undefined
 
-  private constructor(opts: RunnerOptions, sandbox: SandboxHandle) {
+  private constructor(opts: RunnerOptions) {
     this.version = opts.version
     this.#o = opts
-    this.#sandbox = sandbox
     this.#queue = new PQueue({ concurrency: opts.limits.maxConcurrent })
     this.#streak = new FailureStreak(opts.restart, opts.clock)
   }
 
   /** Loads the sandbox first: a version that cannot load never gets a runner. */
   static async create(opts: RunnerOptions): Promise<TaskRunner> {
-    return new TaskRunner(opts, await opts.createSandbox())
+    const runner = new TaskRunner(opts)
+    runner.#sandbox = await runner.#newSandbox()
+    return runner
   }
 
   get state(): RunnerState {
@@ -194,7 +196,7 @@ export class TaskRunner {
     await this.#retire(this.#sandbox)
     let sandbox: SandboxHandle
     try {
-      sandbox = await this.#o.createSandbox()
+      sandbox = await this.#newSandbox()
     } catch (err) {
       this.#failed(err, undefined)
       throw err
@@ -210,15 +212,33 @@ export class TaskRunner {
     return sandbox
   }
 
+  /** Faults reported while the sandbox loads are dropped: the load itself succeeds or throws. */
+  async #newSandbox(): Promise<SandboxHandle> {
+    const created: { sandbox?: SandboxHandle } = {}
+    created.sandbox = await this.#o.createSandbox((err) => {
+      if (created.sandbox !== undefined) this.#fault(err, created.sandbox)
+    })
+    return created.sandbox
+  }
+
+  /**
+   * Task code outside any call hit a limit: it extends the failure streak like a failed call, so a
+   * task that keeps re-arming a spinning timer is paused and finally marked broken.
+   */
+  #fault(err: Error, sandbox: SandboxHandle): void {
+    if (sandbox !== this.#sandbox || this.#retired.has(sandbox)) return
+    this.#failed(err, sandbox, 'task code failed outside a call')
+  }
+
   /** Failures after the runner stopped are its own doing (disposed sandboxes) and do not count. */
-  #failed(err: unknown, sandbox: SandboxHandle | undefined): void {
+  #failed(err: unknown, sandbox: SandboxHandle | undefined, what = 'call failed'): void {
     if (this.#state !== 'running') return
     const code = codeOf(err)
     this.#o.counters.failures++
     if (code === 'COORD_SANDBOX_TIMEOUT') this.#o.counters.timeouts++
     this.#lastError = describeError(err)
     const verdict = this.#streak.failure(sandbox === undefined || sandbox.disposed)
-    this.#o.log.lifecycle(this.version, 'warn', 'call failed', { code, error: this.#lastError, streak: verdict.streak }, true)
+    this.#o.log.lifecycle(this.version, 'warn', what, { code, error: this.#lastError, streak: verdict.streak }, true)
     if (verdict.action === 'broken') {
       this.#markBroken()
     } else if (verdict.action === 'rebuild') {

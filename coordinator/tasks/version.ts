@@ -92,9 +92,9 @@ export async function loadVersion(ctx: VersionContext, spec: VersionSpec): Promi
     task: name, version: manifest.version, limits: manifest.limits, priority: queuePriority(manifest), global: ctx.global,
     counters: spec.counters, restart: ctx.restart, clock: ctx.clock, log: spec.taskLog,
     onBroken: (r) => ctx.onBroken(name, r),
-    createSandbox: () => TaskSandbox.create({
+    createSandbox: (onFault) => TaskSandbox.create({
       taskName: name, version: manifest.version, code, handler: manifest.handler, mode: manifest.mode,
-      limits: manifest.limits, host, config: spec.config, log: sandboxLog,
+      limits: manifest.limits, host, config: spec.config, log: sandboxLog, onFault,
     }),
   })
   try {

@@ -1,7 +1,8 @@
 // Runs the benchmark figures in sequence, each in its own process (`npm run bench` builds first).
 //
 //   npm run bench                         every figure
-//   npm run bench -- broker               one figure (broker | shadow | startup | outbox), or several;
+//   npm run bench -- broker               one figure (broker | shadow | startup | outbox | task-latency |
+//                                         task-throughput | task-memory | task-isolation | swarm), or several;
 //                                         with no name: broker, shadow, startup
 //   npm run bench -- broker --runs 7      flags after the names go to the figure scripts
 //   npm run bench -- --out results.json   also write the figures' JSON lines to a file
@@ -33,8 +34,17 @@ const FIGURES = {
   shadow: 'shadow.mjs',
   startup: 'startup.mjs',
   outbox: 'outbox.mjs',
+  'task-latency': 'task-latency.mjs',
+  'task-throughput': 'task-throughput.mjs',
+  'task-memory': 'task-memory.mjs',
+  'task-isolation': 'task-isolation.mjs',
+  swarm: 'swarm.mjs',
 }
-/** Run by default; the others only when named (outbox: the cloud link's figure, owned elsewhere). */
+/**
+ * Run by default; the others only when named (outbox: the cloud link's figure, owned elsewhere;
+ * task-*: the task runtime's figures, about 4 minutes together; swarm: 1,000 devices on the daemon
+ * and two baselines, about 5 minutes).
+ */
 const DEFAULT_FIGURES = ['broker', 'shadow', 'startup']
 
 const argv = process.argv.slice(2)

@@ -75,6 +75,26 @@ describe('CPU time limit', () => {
     expect(host.logs).toHaveLength(1)
   })
 
+  it('reports each timer callback and each leftover of a call that hits the CPU limit as a fault', async () => {
+    const faults: SandboxError[] = []
+    const { sandbox } = await sandboxFor(
+      bundle(`exports.handler = (e, ctx) => {
+          if (e.payload === 'timer') setTimeout(() => { for (;;) {} }, 0)
+          else ctx.state.get('k').then(() => { for (;;) {} })
+          return 'returned'
+        }`),
+      { onFault: (e) => faults.push(e) },
+    )
+    expect(await sandbox.call(invoke('timer'))).toBe('returned')
+    await eventually(() => expect(faults).toHaveLength(1))
+    expect(await sandbox.call(invoke('leftover'))).toBe('returned')
+    await eventually(() => expect(faults).toHaveLength(2))
+    expect(faults.map((f) => [f.code, f.message])).toEqual([
+      ['COORD_SANDBOX_TIMEOUT', 'task probe@1.0.0: a timer callback exceeded its CPU time limit of 200 ms'],
+      ['COORD_SANDBOX_TIMEOUT', 'task probe@1.0.0: background work of a finished call exceeded its CPU time limit of 200 ms'],
+    ])
+  })
+
   it('also bounds background work left behind by a finished call', async () => {
     const { sandbox, host } = await sandboxFor(
       bundle(`exports.handler = (e, ctx) => { if (e.payload) ctx.state.get('k').then(() => { ctx.log.info('looping'); for (;;) {} }); return 'returned' }`),

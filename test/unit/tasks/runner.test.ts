@@ -198,6 +198,45 @@ describe('TaskRunner failures', () => {
     expect(o.counters.failures).toBe(4)
   })
 
+  it('counts faults outside any call (a spinning timer) toward the streak and marks itself broken', async () => {
+    const o = options(ok)
+    let fault: ((error: Error) => void) | undefined
+    o.createSandbox = async (onFault) => {
+      fault = onFault
+      const s = new FakeSandbox(ok)
+      o.sandboxes.push(s)
+      return s
+    }
+    const runner = await TaskRunner.create(o)
+    for (let i = 0; i < 4; i++) fault?.(coded('COORD_SANDBOX_TIMEOUT', 'task t@1.0.0: a timer callback exceeded its CPU time limit of 100 ms'))
+    expect(runner.state).toBe('broken')
+    expect(o.onBroken).toHaveBeenCalledTimes(1)
+    expect(o.sandboxes[0]?.disposed).toBe(true)
+    expect(o.counters).toMatchObject({ calls: 0, failures: 4, timeouts: 4 })
+    expect(runner.lastError).toContain('a timer callback exceeded its CPU time limit')
+    expect(await codeOf(runner.call(invoke(1)))).toBe('COORD_TASK_BROKEN')
+  })
+
+  it('ignores faults of a sandbox it no longer uses', async () => {
+    const faults: Array<(error: Error) => void> = []
+    const lost: Behaviour = async (_e, sandbox) => {
+      sandbox.disposed = true
+      throw coded('COORD_SANDBOX_MEMORY')
+    }
+    const o = options([lost, ok])
+    const create = o.createSandbox
+    o.createSandbox = async (onFault) => {
+      faults.push(onFault)
+      return create(onFault)
+    }
+    const runner = await TaskRunner.create(o)
+    await codeOf(runner.call(invoke(1)))
+    await expect(runner.call(invoke(2))).resolves.toBe(2)
+    for (let i = 0; i < 10; i++) faults[0]?.(coded('COORD_SANDBOX_TIMEOUT'))
+    expect(runner.state).toBe('running')
+    expect(o.counters.failures).toBe(1)
+  })
+
   it('pauses without holding a global slot, so other tasks keep running', async () => {
     const global = new PQueue({ concurrency: 1 })
     let failures = 2

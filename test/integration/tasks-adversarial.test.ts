@@ -1,0 +1,305 @@
+/**
+ * Hostile bundles pushed through the real local API of the daemon (a child process). Each attack
+ * must end in a clear error (HTTP status, code, a message naming the problem) while a well-behaved
+ * task keeps answering, during the attack and after it; a refused install must leave every
+ * installed task exactly as it was.
+ */
+import { createPrivateKey, createPublicKey, sign } from 'node:crypto'
+import { readdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { runInNewContext } from 'node:vm'
+import { Encoder } from 'cbor-x'
+import type { MqttClient } from 'mqtt'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bundleDigest, keyId, type TaskInfo, type TaskManifestInput } from '../../coordinator/protocol/index.js'
+import type { LogEntry } from '../../coordinator/tasks/index.js'
+import { startDaemon, type Daemon } from '../helpers/daemon.js'
+import { connect } from '../helpers/mqtt.js'
+import { bundle, echoBody, ed25519Keys, iife, manifest } from '../helpers/tasks.js'
+import { tempDir } from '../helpers/tmp.js'
+
+const MAX_BUNDLE_BYTES = 256 * 1024
+const cbor = new Encoder({ useRecords: false, mapsAsObjects: true })
+
+interface Reply {
+  status: number
+  body: Record<string, unknown>
+}
+
+interface Attack {
+  what: string
+  name: string
+  body: string
+  extra?: Partial<TaskManifestInput>
+  /** How many calls to make; each must fail the same way. */
+  calls?: number
+  status: number
+  code: string
+  message: RegExp
+}
+
+const limits = { memoryMb: 16, cpuMsPerCall: 100, wallMsPerCall: 5000 }
+
+const ATTACKS: Attack[] = [
+  { what: 'an infinite loop in the handler', name: 'spin', body: 'exports.handler = async () => { for (;;) {} }', status: 504, code: 'COORD_SANDBOX_TIMEOUT', message: /^task spin@1\.0\.0: handler "handler" exceeded its CPU time limit of 100 ms$/ },
+  { what: 'an endless chain of awaits', name: 'spin-async', body: 'exports.handler = async () => { for (;;) await null }', status: 504, code: 'COORD_SANDBOX_TIMEOUT', message: /exceeded its CPU time limit of 100 ms$/ },
+  {
+    what: 'a memory bomb', name: 'bomb', calls: 2, extra: { limits: { memoryMb: 16, cpuMsPerCall: 5000, wallMsPerCall: 10_000 } },
+    body: 'exports.handler = async () => { const hoard = []; for (;;) hoard.push(new Array(1e5).fill(hoard.length)) }',
+    status: 500, code: 'COORD_SANDBOX_MEMORY', message: /^task bomb@1\.0\.0 exceeded its memory limit of 16 MB; its isolate was disposed$/,
+  },
+  {
+    what: 'a memory bomb outside the V8 heap (WebAssembly.Memory)', name: 'wasm-bomb',
+    body: 'exports.handler = async () => { const m = new WebAssembly.Memory({ initial: 1, maximum: 65536 }); for (let i = 0; i < 100; i++) m.grow(160); return m.buffer.byteLength }',
+    status: 500, code: 'COORD_SANDBOX_THREW', message: /threw ReferenceError: WebAssembly is not defined$/,
+  },
+  { what: 'deep recursion', name: 'recursion', body: 'exports.handler = async () => { const down = (n) => down(n + 1) + 1; return down(0) }', status: 500, code: 'COORD_SANDBOX_THREW', message: /threw RangeError: Maximum call stack size exceeded$/ },
+  { what: 'a throwing handler', name: 'thrower', body: "exports.handler = async () => { throw new TypeError('sabotage') }", status: 500, code: 'COORD_SANDBOX_THREW', message: /^task thrower@1\.0\.0: handler "handler" threw TypeError: sabotage$/ },
+  {
+    what: 'a publish over the size cap', name: 'big-text', extra: { permissions: { publish: ['out/#'] } },
+    body: "exports.handler = async (event, ctx) => { await ctx.publish('out/big', 'x'.repeat(300000)) }",
+    status: 500, code: 'COORD_SANDBOX_THREW', message: /threw Error: publish payload for "out\/big" is 300000 bytes; the limit is 262144 bytes$/,
+  },
+  {
+    what: 'an 8 MB binary publish', name: 'big-bytes', extra: { permissions: { publish: ['out/#'] } },
+    body: "exports.handler = async (event, ctx) => { await ctx.publish('out/big', new Uint8Array(8e6)) }",
+    status: 500, code: 'COORD_SANDBOX_THREW', message: /publish payload for "out\/big" is 8000000 bytes; the limit is 262144 bytes$/,
+  },
+  {
+    what: 'a publish outside its permissions', name: 'trespasser', extra: { permissions: { publish: ['out/#'] } },
+    body: "exports.handler = async (event, ctx) => { await ctx.publish('things/lamp-1/cmd', { on: true }) }",
+    status: 500, code: 'COORD_SANDBOX_THREW', message: /threw Error: task "trespasser" may not publish to "things\/lamp-1\/cmd"/,
+  },
+  {
+    what: 'a publish to a shadow reply topic', name: 'impostor', extra: { permissions: { publish: ['$aws/things/+/shadow/#'] } },
+    body: "exports.handler = async (event, ctx) => { await ctx.publish('$aws/things/lamp-1/shadow/update/accepted', { state: { desired: { on: true } } }) }",
+    status: 500, code: 'COORD_SANDBOX_THREW', message: /may not publish to "\$aws\/things\/lamp-1\/shadow\/update\/accepted": .*shadow reply topics are published only by the coordinator$/,
+  },
+  { what: 'reaching for process', name: 'env-thief', body: 'exports.handler = async () => process.env', status: 500, code: 'COORD_SANDBOX_THREW', message: /threw ReferenceError: process is not defined$/ },
+  { what: 'reaching for require', name: 'fs-thief', body: "exports.handler = async () => require('fs').readFileSync('/etc/passwd', 'utf8')", status: 500, code: 'COORD_SANDBOX_THREW', message: /threw ReferenceError: require is not defined$/ },
+  {
+    what: 'the Function constructor of globalThis', name: 'realm-hopper', body: "exports.handler = async () => globalThis.constructor.constructor('return process')().pid",
+    status: 500, code: 'COORD_SANDBOX_THREW', message: /threw ReferenceError: process is not defined$/,
+  },
+]
+
+describe('adversarial bundles through the local API', () => {
+  const tmp = tempDir('edge-adversarial-')
+  const dataDir = join(tmp.dir, 'data')
+  const trusted = ed25519Keys()
+  const stranger = ed25519Keys()
+  let daemon: Daemon
+  let api: string
+  let lamp: MqttClient
+  const lampSaw: string[] = []
+  const outSaw: string[] = []
+
+  const post = async (path: string, body: Uint8Array | string): Promise<Reply> => {
+    const res = await fetch(`${api}${path}`, { method: 'POST', body })
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+  }
+  const invoke = (name: string, payload: unknown): Promise<Reply> => post(`/v1/tasks/${name}/invoke`, JSON.stringify(payload))
+  const signed = (m: TaskManifestInput, body: string): Uint8Array => bundle(m, body, trusted)
+  const installed = async (): Promise<Array<Pick<TaskInfo, 'name' | 'version' | 'digest' | 'state' | 'installedAt'>>> => {
+    const { tasks } = (await (await fetch(`${api}/v1/tasks`)).json()) as { tasks: TaskInfo[] }
+    return tasks.map(({ name, version, digest, state, installedAt }) => ({ name, version, digest, state, installedAt }))
+  }
+
+  /**
+   * Runs `attack` while the good task is called back to back; every call must succeed, during the
+   * attack and after it.
+   */
+  async function whileServing<T>(attack: () => Promise<T>): Promise<T> {
+    let attacking = true
+    let served = 0
+    const failed: Reply[] = []
+    const serving = (async () => {
+      while (attacking) {
+        const reply = await invoke('good', served)
+        if (reply.status !== 200 || (reply.body['result'] as { payload?: unknown } | undefined)?.payload !== served) failed.push(reply)
+        served++
+      }
+    })()
+    try {
+      return await attack()
+    } finally {
+      attacking = false
+      await serving
+      expect(failed).toEqual([])
+      expect(served).toBeGreaterThan(0)
+      expect(await invoke('good', 'after')).toEqual({ status: 200, body: { result: { version: '1.0.0', payload: 'after' } } })
+    }
+  }
+
+  beforeAll(async () => {
+    const config = {
+      tasks: { trustedKeys: [trusted.publicKeyPem], allowUnsigned: false, maxBundleBytes: MAX_BUNDLE_BYTES },
+      auth: { anonymousPolicies: ['observer'] },
+      policies: [{ name: 'observer', statements: [{ effect: 'allow', actions: ['subscribe'], resources: ['out/#'] }] }],
+    }
+    writeFileSync(join(tmp.dir, 'config.json'), JSON.stringify(config))
+    daemon = await startDaemon(['--config', join(tmp.dir, 'config.json'), '--data-dir', dataDir])
+    api = `http://127.0.0.1:${daemon.endpoints.http.port}`
+    expect((await post('/v1/tasks', signed(manifest('good', { limits: { maxConcurrent: 4 } }), echoBody))).status).toBe(201)
+    // A device whose topics the attackers aim at, and a watcher of the topics they may use.
+    lamp = await connect(`mqtt://127.0.0.1:${daemon.endpoints.mqtt.port}`, { clientId: 'lamp-1' })
+    await lamp.subscribeAsync(['things/lamp-1/#', '$aws/things/lamp-1/shadow/update/accepted', 'out/#'], { qos: 0 })
+    lamp.on('message', (topic) => (topic.startsWith('out/') ? outSaw : lampSaw).push(topic))
+  }, 60_000)
+
+  afterAll(async () => {
+    await lamp?.endAsync()
+    if (daemon !== undefined) {
+      // Every attack was contained in its sandbox: the daemon never went down.
+      expect(daemon.child.exitCode).toBeNull()
+      daemon.child.kill('SIGTERM')
+      expect(await daemon.exited).toBe(0)
+    }
+    tmp.remove()
+  })
+
+  describe('attacks at run time', () => {
+    it.each(ATTACKS.map((a) => [a.what, a] as const))('contains %s', async (_what, attack) => {
+      const installedReply = await post('/v1/tasks', signed(manifest(attack.name, { limits, ...attack.extra }), attack.body))
+      expect(installedReply.status).toBe(201)
+      const replies = await whileServing(async () => {
+        const out: Reply[] = []
+        for (let i = 0; i < (attack.calls ?? 1); i++) out.push(await invoke(attack.name, i))
+        return out
+      })
+      for (const reply of replies) {
+        expect(reply.status).toBe(attack.status)
+        expect(reply.body['code']).toBe(attack.code)
+        expect(reply.body['message']).toMatch(attack.message)
+      }
+      const info = (await (await fetch(`${api}/v1/tasks/${attack.name}`)).json()) as TaskInfo
+      expect(info.metrics.failures).toBe(attack.calls ?? 1)
+      // The operator finds each failure, with its code, in the task's log.
+      const log = (await (await fetch(`${api}/v1/tasks/${attack.name}/logs?tail=100`)).text()).trim().split('\n').map((l) => JSON.parse(l) as LogEntry)
+      expect(log.filter((e) => e.msg === 'call failed' && e.fields?.['code'] === attack.code)).toHaveLength(attack.calls ?? 1)
+    })
+
+    it('nothing the attackers published reached a device or a subscriber', async () => {
+      await invoke('good', 'flush')
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      expect(lampSaw).toEqual([])
+      expect(outSaw).toEqual([])
+    })
+
+    it('a task that keeps looping is paused, rebuilt and finally marked broken, while the good task serves on', async () => {
+      const replies = await whileServing(async () => {
+        const out: Reply[] = []
+        for (let i = 0; i < 5; i++) out.push(await invoke('spin', i))
+        return out
+      })
+      // One call failed in the first test; four more end the streak of five.
+      expect(replies.slice(0, 4).map((r) => r.body['code'])).toEqual(Array(4).fill('COORD_SANDBOX_TIMEOUT'))
+      expect(replies[4]).toMatchObject({ status: 409, body: { code: 'COORD_TASK_BROKEN', message: expect.stringMatching(/^task "spin" is broken after repeated failures: COORD_SANDBOX_TIMEOUT: .*CPU time limit of 100 ms; start it again once fixed$/) } })
+      expect((await (await fetch(`${api}/v1/tasks/spin`)).json()) as TaskInfo).toMatchObject({ state: 'broken', metrics: { failures: 5, timeouts: 5 } })
+    })
+
+    it('a long-lived task that keeps re-arming a spinning timer is marked broken, while the good task serves on', async () => {
+      const body = `exports.start = async () => { setInterval(() => { setTimeout(() => { for (;;) {} }, 0) }, 50) }
+        exports.handler = async () => 'alive'`
+      const info = await whileServing(async () => {
+        expect((await post('/v1/tasks', signed(manifest('timer-spin', { mode: 'long-lived', limits }), body))).status).toBe(201)
+        const deadline = Date.now() + 10_000
+        for (;;) {
+          const task = (await (await fetch(`${api}/v1/tasks/timer-spin`)).json()) as TaskInfo
+          if (task.state === 'broken' || Date.now() > deadline) return task
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+      })
+      // Five timer callbacks at the CPU limit, no call among them: the same streak as five failed calls.
+      expect(info).toMatchObject({ state: 'broken', metrics: { calls: 0, failures: 5, timeouts: 5 } })
+      expect(info.lastError).toMatch(/^COORD_SANDBOX_TIMEOUT: task timer-spin@1\.0\.0: a timer callback exceeded its CPU time limit of 100 ms$/)
+      expect(await invoke('timer-spin', null)).toMatchObject({ status: 409, body: { code: 'COORD_TASK_BROKEN' } })
+    })
+
+    it('finds no host object: no Node globals, and constructors lead back into the isolate', async () => {
+      const probe = `exports.handler = async (event, ctx) => {
+        const attempt = async (fn) => { try { const v = await fn(); return v === undefined ? 'undefined' : typeof v } catch (e) { return e.name + ': ' + e.message } }
+        const hostError = await ctx.state.set('k', () => 1).then(() => null, (e) => e)
+        return {
+          typeofs: [typeof process, typeof require, typeof module, typeof global, typeof Buffer, typeof fetch, typeof WebAssembly],
+          viaGlobal: await attempt(() => globalThis.constructor.constructor('return process')()),
+          viaCtx: await attempt(() => ctx.log.info.constructor('return process')()),
+          viaTimer: await attempt(() => setTimeout.constructor.constructor('return require')()),
+          viaHostError: await attempt(() => hostError.constructor.constructor('return process')()),
+          thisOfSloppyFunction: await attempt(() => Function('return this')().process),
+          globals: Object.getOwnPropertyNames(globalThis),
+        }
+      }`
+      expect((await post('/v1/tasks', signed(manifest('prober', { limits }), probe))).status).toBe(201)
+      const reply = await whileServing(() => invoke('prober', null))
+      expect(reply.status).toBe(200)
+      const found = reply.body['result'] as Record<string, unknown>
+      expect(found).toMatchObject({
+        typeofs: Array(7).fill('undefined'),
+        viaGlobal: 'ReferenceError: process is not defined',
+        viaCtx: 'ReferenceError: process is not defined',
+        viaTimer: 'ReferenceError: require is not defined',
+        viaHostError: 'ReferenceError: process is not defined',
+        thisOfSloppyFunction: 'undefined',
+      })
+      // Beyond what a bare V8 context has, only the runtime's documented globals and the task's exports.
+      const bare = new Set(runInNewContext('Object.getOwnPropertyNames(globalThis)') as string[])
+      const extra = (found['globals'] as string[]).filter((g) => !bare.has(g)).sort()
+      expect(extra).toEqual(['Atomics', 'SharedArrayBuffer', '__edgeTask', 'clearInterval', 'clearTimeout', 'setInterval', 'setTimeout'].filter((g) => !bare.has(g)).sort())
+    })
+  })
+
+  describe('refused installs', () => {
+    const good = (extra: Partial<TaskManifestInput> = {}): TaskManifestInput => manifest('good', { version: '2.0.0', ...extra })
+    const MARKER = 'tamper-me'
+
+    /** A hand-made bundle, signed by the trusted key: encodeBundle refuses invalid manifests. */
+    function crafted(manifestText: string, code: string): Uint8Array {
+      const key = createPrivateKey(trusted.privateKeyPem)
+      const signature = {
+        algorithm: 'ed25519',
+        publicKey: createPublicKey(key).export({ type: 'spki', format: 'der' }).toString('base64'),
+        value: sign(null, Buffer.from(bundleDigest({ manifestText, code }), 'hex'), key).toString('base64'),
+      }
+      return new Uint8Array(cbor.encode({ format: 'edge-task-bundle', formatVersion: 1, manifest: manifestText, code, signature }))
+    }
+
+    function tampered(): Uint8Array {
+      const bytes = Buffer.from(signed(good(), `${echoBody}; exports.note = '${MARKER}'`))
+      const at = bytes.indexOf(MARKER)
+      bytes[at] = (bytes[at] ?? 0) ^ 0x01
+      return bytes
+    }
+
+    const truncated = (): Uint8Array => {
+      const bytes = signed(good(), echoBody)
+      return bytes.subarray(0, Math.floor(bytes.length / 2))
+    }
+
+    const REFUSALS: Array<[string, () => Uint8Array | string, number, string, RegExp]> = [
+      ['a bundle tampered with after signing', tampered, 400, 'COORD_BUNDLE_SIGNATURE_INVALID', new RegExp(`^bundle signature by key ${keyId(trusted.publicKeyPem)} does not match its content: the bundle was altered after signing$`)],
+      ['an unsigned bundle', () => bundle(good(), echoBody), 403, 'COORD_BUNDLE_UNSIGNED', /^bundle is not signed and unsigned bundles are not allowed/],
+      ['a bundle signed by an untrusted key', () => bundle(good(), echoBody, stranger), 403, 'COORD_BUNDLE_UNTRUSTED', new RegExp(`^bundle is signed by key ${keyId(stranger.publicKeyPem)}, which is not a trusted key`)],
+      ['a path-escaping name', () => crafted(JSON.stringify(manifest('../x')), iife(echoBody)), 400, 'COORD_BUNDLE_MANIFEST_INVALID', /^bundle manifest is invalid:\n {2}name: /],
+      ['an absolute path as its name', () => crafted(JSON.stringify(manifest('/etc/x')), iife(echoBody)), 400, 'COORD_BUNDLE_MANIFEST_INVALID', /\n {2}name: /],
+      ['a truncated file', truncated, 400, 'COORD_BUNDLE_MALFORMED', /^bundle file is truncated \(\d+ bytes\): the CBOR data ends early$/],
+      ['an oversized file', () => signed(good(), `${echoBody}; exports.pad = '${'x'.repeat(MAX_BUNDLE_BYTES)}'`), 413, 'COORD_BUNDLE_TOO_LARGE', new RegExp(`limit of ${MAX_BUNDLE_BYTES} bytes`)],
+      ['a file that is not a bundle', () => 'GIF89a, certainly a task', 400, 'COORD_BUNDLE_MALFORMED', /^not a task bundle/],
+      ['an empty file', () => new Uint8Array(), 400, 'COORD_BUNDLE_MALFORMED', /^bundle file is empty$/],
+      ['a version that loops forever at load', () => signed(good(), 'for (;;) {}'), 504, 'COORD_SANDBOX_TIMEOUT', /^task good@2\.0\.0: its top-level code exceeded its CPU time limit of 1000 ms$/],
+    ]
+
+    it.each(REFUSALS)('refuses %s with a clear error and changes nothing installed', async (_what, make, status, code, message) => {
+      const before = await installed()
+      const files = readdirSync(join(dataDir, 'bundles')).sort()
+      const around = readdirSync(tmp.dir).sort()
+      const reply = await whileServing(() => post('/v1/tasks', make()))
+      expect(reply.status).toBe(status)
+      expect(reply.body['code']).toBe(code)
+      expect(reply.body['message']).toMatch(message)
+      expect(await installed()).toEqual(before)
+      expect(readdirSync(join(dataDir, 'bundles')).sort()).toEqual(files)
+      expect(readdirSync(tmp.dir).sort()).toEqual(around)
+    })
+  })
+})
