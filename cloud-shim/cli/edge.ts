@@ -16,7 +16,7 @@ interface CommandModule {
 
 export async function buildEdgeProgram(): Promise<Command> {
   const program = new Command('edge')
-    .description('Operate an edge fleet through the cloud shim: things, groups, bundles, shadows')
+    .description('Operate an edge fleet through the cloud shim: things, groups, bundles, deployments, shadows')
     .option('--cloud <url>', `cloud shim API URL (default: $EDGE_CLOUD or ${DEFAULT_CLOUD_URL})`)
     .option('--token <token>', 'API token, needed from other machines (default: $EDGE_CLOUD_TOKEN)')
     .option('--json', 'JSON output for scripts')

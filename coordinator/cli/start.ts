@@ -32,11 +32,7 @@ export function registerStart(program: Command): void {
       const coordinator = await Coordinator.start(config, log)
       // Under systemd (Type=notify): ready once listening, then watchdog pings until stopping.
       const systemd = SystemdNotifier.fromEnv({ log })
-      let stopping = false
-      await systemd?.ready('listening')
-      systemd?.startWatchdog(() => !stopping)
       const stop = (signal: string): void => {
-        stopping = true
         void systemd?.stopping()
         log.info({ signal }, 'stopping')
         setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref()
@@ -47,6 +43,8 @@ export function registerStart(program: Command): void {
       }
       process.once('SIGTERM', () => stop('SIGTERM'))
       process.once('SIGINT', () => stop('SIGINT'))
+      await systemd?.ready('listening')
+      systemd?.startWatchdog()
     })
 }
 

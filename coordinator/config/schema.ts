@@ -19,7 +19,7 @@ const policy = z.object({ name: z.string().min(1), statements: z.array(policySta
 /** Board profiles hardware/profiles.ts knows; 'auto' detects the board at start. */
 export const BOARD_PROFILES = ['auto', 'pi-zero-2w', 'pi3', 'pi4', 'pi5', 'generic'] as const
 /** Line rates a Linux tty accepts (stty); anything else fails only at open, so refuse it here. */
-export const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600] as const
+const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600] as const
 
 const thingName = z.string().regex(THING_NAME_PATTERN, 'expected a thing name (1-128 characters of a-z A-Z 0-9 : _ -)')
 const shadowName = z.string().regex(SHADOW_NAME_PATTERN, 'expected a shadow name (1-64 characters of a-z A-Z 0-9 : _ - $)')

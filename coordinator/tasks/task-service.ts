@@ -85,10 +85,8 @@ export class TaskService {
   restore(row: TaskRow): Promise<TaskInfo> {
     this.#assertOpen()
     return this.#exclusive(row.name, async () => {
-      const entry = this.#entries.get(row.name)
       this.#store.put(row)
-      if (entry === undefined) await this.#restore(row)
-      else await this.#reload(entry, row)
+      await this.#restore(row, this.#entries.get(row.name))
       return toTaskInfo(this.#require(row.name))
     })
   }
@@ -213,32 +211,24 @@ export class TaskService {
     return loadVersion(this.#ctx, { bundle, config, counters: entry.counters, taskLog: entry.log })
   }
 
-  async #reload(entry: TaskEntry, row: TaskRow): Promise<void> {
+  /**
+   * Registered only after its load attempt, so nobody sees a task half-started. An entry already
+   * registered (restore()) keeps its log and counters; its old version stops if the row's fails.
+   */
+  async #restore(row: TaskRow, existing?: TaskEntry): Promise<void> {
+    const entry = existing ?? newEntry(row, JSON.parse(row.manifest) as TaskManifest, this.#o.log, this.#o.clock)
     entry.row = row
     entry.manifest = JSON.parse(row.manifest) as TaskManifest
-    if (row.desired === 'stopped') {
-      entry.state = 'stopped'
-      return this.#shutdown(entry)
-    }
-    try {
-      this.#goLive(entry, await this.#loadStored(entry))
-    } catch (err) {
-      await this.#shutdown(entry)
-      entry.state = 'broken'
-      entry.lastError = describeError(err)
-      entry.log.lifecycle(entry.manifest.version, 'error', 'task failed to start', { error: entry.lastError })
-    }
-  }
-
-  /** Registered only after its load attempt, so nobody sees a task half-started. */
-  async #restore(row: TaskRow): Promise<void> {
-    const entry = newEntry(row, JSON.parse(row.manifest) as TaskManifest, this.#o.log, this.#o.clock)
     try {
       if (row.desired === 'running') {
         this.#goLive(entry, await this.#loadStored(entry))
         entry.log.lifecycle(entry.manifest.version, 'info', 'task started')
+      } else if (existing !== undefined) {
+        entry.state = 'stopped'
+        await this.#shutdown(entry)
       }
     } catch (err) {
+      await this.#shutdown(entry)
       entry.state = 'broken'
       entry.lastError = describeError(err)
       entry.log.lifecycle(entry.manifest.version, 'error', 'task failed to start', { error: entry.lastError })

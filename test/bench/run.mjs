@@ -39,11 +39,13 @@ const FIGURES = {
   'task-memory': 'task-memory.mjs',
   'task-isolation': 'task-isolation.mjs',
   swarm: 'swarm.mjs',
+  rollout: 'rollout.mjs',
 }
 /**
  * Run by default; the others only when named (outbox: the cloud link's figure, owned elsewhere;
  * task-*: the task runtime's figures, about 4 minutes together; swarm: 1,000 devices on the daemon
- * and two baselines, about 5 minutes).
+ * and two baselines, about 5 minutes; rollout: a fleet deployment to 20 coordinator processes, about
+ * 1 minute).
  */
 const DEFAULT_FIGURES = ['broker', 'shadow', 'startup']
 
