@@ -14,6 +14,11 @@ export interface Route {
    * whose bodies have a limit of their own (bundles) names that limit rather than the API's.
    */
   tooLarge?: () => RouteResult
+  /**
+   * Answered without the bearer token. Only for resources whose URL is itself the secret: a bundle
+   * addressed by its SHA-256 digest can only be asked for by someone who was told the digest.
+   */
+  public?: boolean
 }
 
 export const error = (status: number, message: string): [number, unknown] => [status, { code: status, message }]

@@ -27,11 +27,13 @@ export async function startApi(at: ListenAddress, opts: ApiOptions): Promise<Lis
 
 async function handle(req: IncomingMessage, res: ServerResponse, opts: ApiOptions): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost')
-  if (!isAuthorized(req.socket.remoteAddress ?? '', req.headers.authorization, opts.token)) return send(res, error(401, 'Unauthorized'))
   const method = req.method ?? 'GET'
   for (const route of opts.routes) {
     const m = route.pattern.exec(url.pathname)
     if (m === null) continue
+    if (route.public !== true && !isAuthorized(req.socket.remoteAddress ?? '', req.headers.authorization, opts.token)) {
+      return send(res, error(401, 'Unauthorized'))
+    }
     const make = route.methods[method]
     if (make === undefined) return send(res, error(405, `method ${method} not allowed on ${url.pathname}`))
     const body = await readBody(req, opts.maxBodyBytes)
@@ -39,7 +41,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: ApiOption
     const params = m.slice(1).map((p) => decodeURIComponent(p))
     return send(res, await make(params)(req, url, body))
   }
-  send(res, error(404, `no route for ${method} ${url.pathname}`))
+  const known = isAuthorized(req.socket.remoteAddress ?? '', req.headers.authorization, opts.token)
+  send(res, known ? error(404, `no route for ${method} ${url.pathname}`) : error(401, 'Unauthorized'))
 }
 
 /** Loopback callers are trusted (they share the board); anyone else needs the bearer token. */
