@@ -178,12 +178,13 @@ export class TaskService {
       await this.#files.write(digest, bytes)
       const live = await this.#loadNew(entry, bundle, resolved, existing === undefined)
       this.#store.put(row)
-      const previous = entry.manifest.version
+      // A new entry was made with the new manifest already: only a replaced task has a previous version.
+      const previous = existing?.manifest.version
       entry.row = row
       entry.manifest = manifest
       this.#entries.set(manifest.name, entry)
       this.#goLive(entry, live)
-      entry.log.lifecycle(manifest.version, 'info', existing === undefined ? 'task installed' : 'task replaced', { digest, previous })
+      entry.log.lifecycle(manifest.version, 'info', previous === undefined ? 'task installed' : 'task replaced', previous === undefined ? { digest } : { digest, previous })
       return toTaskInfo(entry)
     } finally {
       this.#installing.splice(this.#installing.indexOf(digest), 1)

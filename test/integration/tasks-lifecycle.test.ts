@@ -123,7 +123,10 @@ describe('task service lifecycle', () => {
     expect(followed).toEqual([expect.objectContaining({ source: 'task', level: 'info', msg: 'hello', task: 'talker', version: '1.0.0', fields: { n: 7 } })])
     const tail = h.service.logs('talker', 2)
     expect(tail.map((e) => [e.source, e.msg])).toEqual([['task', 'hello'], ['task', 'hello']])
-    expect(h.service.logs('talker', 100)[0]).toMatchObject({ source: 'lifecycle', msg: 'task installed' })
+    const installed = h.service.logs('talker', 100)[0]
+    expect(installed).toMatchObject({ source: 'lifecycle', msg: 'task installed', fields: { digest: expect.any(String) } })
+    // A first install replaces nothing, so it names no previous version.
+    expect(installed?.fields).not.toHaveProperty('previous')
     expect(() => h.service.logs('nobody', 1)).toThrow(expect.objectContaining({ code: 'COORD_TASK_NOT_FOUND' }))
   })
 })
