@@ -46,7 +46,7 @@ describe('the systemd unit', () => {
     for (const line of [
       'Type=notify', 'NotifyAccess=all', 'WatchdogSec=30s', 'Restart=on-failure', 'User=edge', 'SupplementaryGroups=gpio dialout',
       'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ReadWritePaths=/var/lib/edge-coordinator', 'PrivateTmp=yes', 'ProtectHome=yes', 'CapabilityBoundingSet=',
-      'ExecStart=/usr/bin/node --no-node-snapshot /opt/edge-coordinator/bin/edge-coordinator.js start --config /etc/edge-coordinator/config.json',
+      'ExecStart=/usr/bin/node --no-node-snapshot --max-semi-space-size=4 /opt/edge-coordinator/bin/edge-coordinator.js start --config /etc/edge-coordinator/config.json',
     ]) expect(text.split('\n')).toContain(line)
   })
 })
@@ -69,7 +69,7 @@ describe('install.sh --dry-run', () => {
     expect(out).toMatch(/^\+ (useradd --system --user-group --home-dir \/var\/lib\/edge-coordinator .* edge|user edge exists)/m)
     expect(out).toMatch(/^\+ install -d -o edge -g edge -m 0750 \/var\/lib\/edge-coordinator$/m)
     expect(out).toMatch(/^\+ write \/etc\/systemd\/system\/edge-coordinator\.service/m)
-    expect(out).toContain(`    ExecStart=${process.execPath} --no-node-snapshot ${join(tmp.dir, 'opt/edge-coordinator')}/bin/edge-coordinator.js start --config /etc/edge-coordinator/config.json`)
+    expect(out).toContain(`    ExecStart=${process.execPath} --no-node-snapshot --max-semi-space-size=4 ${join(tmp.dir, 'opt/edge-coordinator')}/bin/edge-coordinator.js start --config /etc/edge-coordinator/config.json`)
     expect(out).toMatch(/^\+ write \/etc\/systemd\/journald\.conf\.d\/50-edge-coordinator\.conf/m)
     expect(out).toMatch(/^\+ systemctl enable edge-coordinator\.service$/m)
     expect(out).toMatch(/^\+ systemctl restart edge-coordinator\.service$/m)
