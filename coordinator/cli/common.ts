@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
-import { Option, InvalidArgumentError as CommanderArgError } from 'commander'
+import { CommanderError, Option, InvalidArgumentError as CommanderArgError, type Command } from 'commander'
 import { loadConfig, type CoordinatorConfig } from '../config/index.js'
-import { InvalidArgumentError } from '../core/errors.js'
+import { InvalidArgumentError, hasCode } from '../core/errors.js'
 import { boardConfigDefaults } from '../../hardware/index.js'
 
 export interface CommonOptions {
@@ -49,4 +49,19 @@ export function readJsonArg(inline: string | undefined, file: string | undefined
     throw new InvalidArgumentError(`payload is not valid JSON: ${(err as Error).message}`)
   }
   return text
+}
+
+/** Runs a CLI program; operational errors print one clear line and exit 1 instead of a stack trace. */
+export async function runProgram(program: Command, argv: readonly string[]): Promise<void> {
+  try {
+    await program.exitOverride().parseAsync(argv as string[])
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode
+      return
+    }
+    const message = (err as Error).message
+    process.stderr.write(`${program.name()}: ${hasCode(err, 'COORD_CONFIG_INVALID') ? '' : 'error: '}${message}\n`)
+    process.exitCode = 1
+  }
 }
