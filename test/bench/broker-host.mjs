@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import net from 'node:net'
 import { syncBuiltinESMExports } from 'node:module'
+import { serveStdinCommands } from './lib.mjs'
 
 const [kind, optionsJson = '{}'] = process.argv.slice(2)
 const options = JSON.parse(optionsJson)
@@ -115,20 +116,6 @@ async function command(line) {
     process.stdout.write(`${JSON.stringify({ profiled: file })}\n`)
   }
 }
-let pending = ''
-process.stdin.on('data', (chunk) => {
-  pending += chunk
-  let nl
-  while ((nl = pending.indexOf('\n')) >= 0) {
-    const line = pending.slice(0, nl)
-    pending = pending.slice(nl + 1)
-    command(line).catch((err) => process.stderr.write(`broker-host: ${err.stack}\n`))
-  }
-})
-process.stdin.on('end', stop)
-process.stdin.on('error', stop)
-process.stdin.resume()
-process.on('SIGTERM', stop)
-process.on('SIGINT', stop)
+serveStdinCommands('broker-host', command, stop)
 
 process.stdout.write(`${JSON.stringify({ ready: true, port: running.port, pid: process.pid })}\n`)

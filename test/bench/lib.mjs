@@ -450,3 +450,22 @@ export function arg(name, fallback) {
 }
 
 export const numArg = (name, fallback) => Number(arg(name, String(fallback)))
+
+/** A host child's control channel: one command per stdin line; stdin closing or a signal stops it. */
+export function serveStdinCommands(label, command, stop) {
+  let pending = ''
+  process.stdin.on('data', (chunk) => {
+    pending += chunk
+    let nl
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl)
+      pending = pending.slice(nl + 1)
+      command(line).catch((err) => process.stderr.write(`${label}: ${err.stack}\n`))
+    }
+  })
+  process.stdin.on('end', stop)
+  process.stdin.on('error', stop)
+  process.stdin.resume()
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}

@@ -11,6 +11,7 @@
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { plainHandler, startTaskStack, taskBundle } from './task-stack.mjs'
+import { serveStdinCommands } from './lib.mjs'
 
 const options = JSON.parse(process.argv[2] ?? '{}')
 const stack = await startTaskStack(options)
@@ -58,20 +59,6 @@ async function command(line) {
     answer({ profiled: arg })
   }
 }
-let pending = ''
-process.stdin.on('data', (chunk) => {
-  pending += chunk
-  let nl
-  while ((nl = pending.indexOf('\n')) >= 0) {
-    const line = pending.slice(0, nl)
-    pending = pending.slice(nl + 1)
-    command(line).catch((err) => process.stderr.write(`task-host: ${err.stack}\n`))
-  }
-})
-process.stdin.on('end', stop)
-process.stdin.on('error', stop)
-process.stdin.resume()
-process.on('SIGTERM', stop)
-process.on('SIGINT', stop)
+serveStdinCommands('task-host', command, stop)
 
 answer({ ready: true, port, pid: process.pid })
