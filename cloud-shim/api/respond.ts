@@ -1,7 +1,7 @@
 /**
  * Helpers shared by the cloud shim's routes: typed errors become HTTP answers, bodies are parsed
- * and validated at the edge. Error bodies keep the coordinator API's `{code, message}` shape (code
- * = HTTP status) and add `error`, the stable error code scripts match on.
+ * and validated at the edge. Error bodies are the coordinator API's `{code: 'COORD_...', message}`
+ * (a query error adds `position`, a bundle refusal `errors`).
  */
 import type { IncomingMessage } from 'node:http'
 import type { z } from 'zod'
@@ -34,7 +34,7 @@ const STATUS: Readonly<Record<string, number>> = {
 }
 
 /** A route whose actions answer typed errors with their status; anything else is a 500 (logged by the server). */
-export function route(pattern: RegExp, actions: Partial<Record<string, Action>>): Route {
+export function route(pattern: RegExp, actions: Partial<Record<string, Action>>, opts: Pick<Route, 'accepts'> = {}): Route {
   const methods: Route['methods'] = {}
   for (const [method, action] of Object.entries(actions)) {
     if (action === undefined) continue
@@ -46,7 +46,7 @@ export function route(pattern: RegExp, actions: Partial<Record<string, Action>>)
       }
     }
   }
-  return { pattern, methods }
+  return { pattern, methods, ...opts }
 }
 
 export function errorResult(err: unknown): RouteResult {
@@ -57,7 +57,7 @@ export function errorResult(err: unknown): RouteResult {
     ...(typeof e.position === 'number' ? { position: e.position } : {}),
     ...(Array.isArray(e.errors) && e.errors.length > 0 ? { errors: e.errors } : {}),
   }
-  return [status, { code: status, message: String(e.message), error: e.code, ...extra }]
+  return [status, { code: e.code, message: String(e.message), ...extra }]
 }
 
 /** JSON body validated by `schema`; InvalidArgumentError naming the field otherwise. */

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { webSection } from '../../coordinator/config/schema.js'
 
 const port = z.number().int().min(0).max(65535)
 const host = z.string().min(1)
@@ -40,6 +41,8 @@ export const cloudConfigSchema = z.object({
     /** Host names put in the server certificate when the CA is created on first start. */
     serverCertHosts: z.array(z.string().min(1)),
   }).strict(),
+  /** What web pages may do to the HTTP API (coordinator/core/web.ts); the advertised httpUrl's host is served too. */
+  web: webSection,
   /** URLs written into coordinators' join files; null: derived from the listeners. */
   advertise: z.object({
     mqttUrl: url.nullable(),
@@ -82,6 +85,7 @@ export const CLOUD_DEFAULTS: CloudConfig = {
   },
   broker: null,
   auth: { allowAnonymousLoopback: 'auto', serverCertHosts: [] },
+  web: { allowedHosts: [], allowedOrigins: [] },
   advertise: { mqttUrl: null, httpUrl: null },
   shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20 },
   bundles: { trustedKeys: [], allowUnsigned: false, maxBundleBytes: 5 * 1024 * 1024 },

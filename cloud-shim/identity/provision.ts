@@ -1,5 +1,5 @@
-import { renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { writeFileAtomic } from '../../coordinator/core/atomic-file.js'
 import type { Clock } from '../../coordinator/core/clock.js'
 import { ConflictError } from '../../coordinator/core/errors.js'
 import { certificateInfo, generateToken, hashToken, issueClientCert, type KeyPairPem } from '../../coordinator/pki/index.js'
@@ -51,11 +51,9 @@ export async function provisionCoordinator(ctx: ProvisionContext, req: Provision
 
 export const joinFileName = (name: string): string => `${name}.join.json`
 
-/** Owner-read-only from the first byte: written to a temporary file with mode 0600, then renamed. */
+/** It holds the coordinator's private key: owner-read-only from the first byte, written atomically. */
 export function writeJoinFile(dir: string, doc: JoinDocument): string {
   const file = join(dir, joinFileName(doc.name))
-  const temp = `${file}.${process.pid}.tmp`
-  writeFileSync(temp, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 })
-  renameSync(temp, file)
+  writeFileAtomic(file, `${JSON.stringify(doc, null, 2)}\n`)
   return file
 }

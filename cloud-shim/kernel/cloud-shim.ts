@@ -8,9 +8,9 @@ import { startApi } from '../../coordinator/api/index.js'
 import { Broker, listenTcp, listenTls, type Listener, type LocalBus } from '../../coordinator/broker/index.js'
 import { systemClock, type Clock } from '../../coordinator/core/clock.js'
 import type { Logger } from '../../coordinator/core/log.js'
-import { caFiles, readServer, type KeyPairPem } from '../../coordinator/pki/index.js'
+import { caFiles, ensureApiToken, readServer, type KeyPairPem } from '../../coordinator/pki/index.js'
 import { ShadowService } from '../../coordinator/shadow/index.js'
-import { createBrokerPersistence, openDatabase, ShadowStore, type Db, type SqliteBrokerPersistence } from '../../coordinator/store/index.js'
+import { createBrokerPersistence, openDatabase, prepareDataDir, ShadowStore, type Db, type SqliteBrokerPersistence } from '../../coordinator/store/index.js'
 import { cloudRoutes, type Provision } from '../api/index.js'
 import { MqttBus, withoutCredentials } from '../bus/index.js'
 import { Catalog } from '../catalog/index.js'
@@ -19,7 +19,7 @@ import { anonymousLoopbackAllowed, type CloudConfig } from '../config/index.js'
 import { coordinatorIdentity, CredentialStore, guardForwarding, provisionCoordinator, RegistryPolicy } from '../identity/index.js'
 import { Registry, serveSelfRegistration } from '../registry/index.js'
 import {
-  advertisedUrls, brokerDatabaseFile, bundlesDir, cloudDatabaseFile, endpointsFile, ensureApiToken, ensureCa, requireUrl,
+  advertisedUrls, apiTokenFile, brokerDatabaseFile, bundlesDir, cloudDatabaseFile, cloudWebGuard, endpointsFile, ensureCa, requireUrl,
   type CloudEndpoints, type CloudEndpointsFile,
 } from './files.js'
 
@@ -83,6 +83,7 @@ export class CloudShim {
 
   async #start(): Promise<void> {
     const { dataDir, store, bundles } = this.#config
+    prepareDataDir(dataDir, this.#log)
     const db = openDatabase(cloudDatabaseFile(dataDir), { synchronous: store.synchronous })
     this.#stops.push(() => {
       db.close()
@@ -191,7 +192,8 @@ export class CloudShim {
     }
     this.#add(await startApi(listeners.http, {
       routes: cloudRoutes({ registry, catalog: this.catalog, shadows: this.shadows, provision, deployments: this.deployments, isReady: () => this.#ready }),
-      token: ensureApiToken(dataDir),
+      token: ensureApiToken(apiTokenFile(dataDir), this.#log),
+      web: cloudWebGuard(this.#config),
       maxBodyBytes: Math.max(API_MIN_BODY_BYTES, bundles.maxBundleBytes),
       log: this.#log.child({ module: 'api' }),
     }))

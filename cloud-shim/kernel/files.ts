@@ -1,12 +1,12 @@
 /** Where the cloud shim keeps things under its data directory, and the small files it creates. */
-import { randomBytes } from 'node:crypto'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { InvalidArgumentError } from '../../coordinator/core/errors.js'
 import type { Logger } from '../../coordinator/core/log.js'
 import type { ListenAddress } from '../../coordinator/broker/index.js'
 import { caExists, caFiles, defaultServerHosts, initCa, readCa, type KeyPairPem } from '../../coordinator/pki/index.js'
+import { createWebGuard, serverNames, type WebGuard } from '../../coordinator/core/web.js'
 import { withoutCredentials } from '../bus/index.js'
 import type { CloudConfig } from '../config/index.js'
 
@@ -31,15 +31,6 @@ export interface CloudEndpointsFile {
 export function readEndpointsFile(dataDir: string): CloudEndpointsFile | undefined {
   const file = endpointsFile(dataDir)
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as CloudEndpointsFile) : undefined
-}
-
-/** The bearer token non-loopback API callers must present; created once, owner-read-only. */
-export function ensureApiToken(dataDir: string): string {
-  const file = apiTokenFile(dataDir)
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim()
-  const token = randomBytes(32).toString('base64url')
-  writeFileSync(file, `${token}\n`, { mode: 0o600 })
-  return token
 }
 
 /** The cloud shim's own CA (`<dataDir>/pki`), created with a server certificate on first use. */
@@ -74,4 +65,17 @@ export function advertisedUrls(config: CloudConfig, endpoints: CloudEndpoints): 
 export function requireUrl(url: string | null, what: 'MQTT' | 'HTTP', flag: string): string {
   if (url !== null) return url
   throw new InvalidArgumentError(`cannot tell which ${what} URL coordinators should use: set advertise.${what === 'MQTT' ? 'mqttUrl' : 'httpUrl'} in the config or pass ${flag}`)
+}
+
+/**
+ * The names the HTTP API answers to: localhost and IP literals always, this machine's name, the
+ * name bound, the server certificate's names, the host of `advertise.httpUrl`, and `web.allowedHosts`.
+ */
+export function cloudWebGuard(config: CloudConfig): WebGuard {
+  const { listeners, auth, advertise, web } = config
+  const advertised = advertise.httpUrl === null ? [] : [new URL(advertise.httpUrl).hostname]
+  return createWebGuard({
+    hosts: [...serverNames(), ...(listeners.http === null ? [] : [listeners.http.host]), ...auth.serverCertHosts, ...advertised, ...web.allowedHosts],
+    origins: web.allowedOrigins,
+  })
 }

@@ -47,10 +47,18 @@ export interface Query {
 }
 
 const NUMBER = /^-?\d+(\.\d+)?$/
+/**
+ * Parentheses and NOTs nested deeper than this are refused: the parser and the evaluator recurse
+ * once per level, and a query arrives from HTTP bodies of up to the bundle size.
+ */
+export const MAX_QUERY_DEPTH = 32
+/** Longer queries are refused before they are read: it also bounds AND/OR chains (and the evaluator's left-deep recursion). */
+export const MAX_QUERY_LENGTH = 4096
 const FIELDS = "name, kind, coordinator, tags or attributes.<key>"
 
 /** Parses `text`; throws QueryError naming the position of the first problem. */
 export function compileQuery(text: string): Query {
+  if (text.length > MAX_QUERY_LENGTH) throw new QueryError(MAX_QUERY_LENGTH, `the query is ${text.length} characters long; the limit is ${MAX_QUERY_LENGTH}`)
   const ast = new Parser(tokenize(text)).parse()
   return { text, ast, matches: (thing) => evaluate(ast, thing) }
 }
@@ -61,6 +69,7 @@ const isKeyword = (t: Token, keyword: string): boolean => t.kind === 'word' && t
 class Parser {
   readonly #tokens: Token[]
   #at = 0
+  #depth = 0
 
   constructor(tokens: Token[]) {
     this.#tokens = tokens
@@ -104,15 +113,22 @@ class Parser {
 
   #unary(): QueryNode {
     const t = this.#next()
-    if (isKeyword(t, 'NOT')) return { kind: 'not', operand: this.#unary() }
+    if (isKeyword(t, 'NOT')) return { kind: 'not', operand: this.#nested(t, () => this.#unary()) }
     if (t.kind === 'lparen') {
-      const inner = this.#or()
+      const inner = this.#nested(t, () => this.#or())
       const close = this.#next()
       if (close.kind !== 'rparen') throw new QueryError(close.position, `expected ')' to close the '(' at position ${t.position}, found ${describe(close)}`)
       return inner
     }
     if (t.kind !== 'word') throw new QueryError(t.position, `expected a condition on ${FIELDS}, found ${describe(t)}`)
     return this.#condition(t)
+  }
+
+  #nested(opening: Token, parse: () => QueryNode): QueryNode {
+    if (++this.#depth > MAX_QUERY_DEPTH) throw new QueryError(opening.position, `parentheses and NOT nest deeper than ${MAX_QUERY_DEPTH} levels`)
+    const node = parse()
+    this.#depth--
+    return node
   }
 
   #condition(fieldToken: Token): QueryNode {

@@ -5,13 +5,16 @@ export type RouteResult = [number, unknown] | ((res: ServerResponse) => void)
 
 export type Handler = (req: IncomingMessage, url: URL, body: Buffer) => Promise<RouteResult>
 
+/** Content types a write may carry when a route does not say: JSON only. */
+export const JSON_BODY: readonly string[] = ['application/json']
+
 /** A route table entry: a path pattern and a handler per method. */
 export interface Route {
   pattern: RegExp
   methods: Partial<Record<string, (params: string[]) => Handler>>
   /**
-   * The answer when a request body passes the API's size cap; AWS's generic 413 otherwise. A route
-   * whose bodies have a limit of their own (bundles) names that limit rather than the API's.
+   * The answer when a request body passes the API's size cap; the API's generic 413 otherwise. A
+   * route whose bodies have a limit of their own (bundles) names that limit rather than the API's.
    */
   tooLarge?: () => RouteResult
   /**
@@ -19,6 +22,26 @@ export interface Route {
    * addressed by its SHA-256 digest can only be asked for by someone who was told the digest.
    */
   public?: boolean
+  /**
+   * Media types a POST/PUT/PATCH may carry (JSON_BODY by default). None of them may be one a web
+   * page can send without a CORS preflight (text/plain, forms), which is what stops CSRF.
+   */
+  accepts?: readonly string[]
+  /**
+   * 'aws': the AWS IoT data-plane routes, whose every error (the server's own refusals included)
+   * keeps AWS's `{code: <status>, message}` so AWS clients parse one shape there.
+   */
+  errorShape?: 'aws'
 }
 
-export const error = (status: number, message: string): [number, unknown] => [status, { code: status, message }]
+/** The error body of every non-AWS route: a stable code scripts match on, and a sentence. */
+export interface ApiErrorBody {
+  code: `COORD_${string}`
+  message: string
+}
+
+export const error = (status: number, code: ApiErrorBody['code'], message: string, extra: Record<string, unknown> = {}): [number, unknown] =>
+  [status, { code, message, ...extra }]
+
+/** AWS IoT's shadow error document, for the AWS-shaped routes. */
+export const awsError = (status: number, message: string): [number, unknown] => [status, { code: status, message }]

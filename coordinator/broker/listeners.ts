@@ -4,6 +4,7 @@ import { createServer as createHttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { IncomingMessage } from 'node:http'
+import type { WebGuard } from '../core/web.js'
 
 export interface ListenAddress {
   host: string
@@ -51,8 +52,11 @@ export async function listenTls(at: ListenAddress, tls: TlsMaterial, handle: Con
   return started('mqtts', server, at)
 }
 
-/** MQTT over WebSocket; accepts the subprotocols MQTT.js ('mqtt') and the AWS SDKs ('mqttv3.1') send. */
-export async function listenWebSocket(at: ListenAddress & { path: string }, handle: ConnectionHandler): Promise<Listener> {
+/**
+ * MQTT over WebSocket; accepts the subprotocols MQTT.js ('mqtt') and the AWS SDKs ('mqttv3.1') send.
+ * `web` refuses upgrades from other sites' pages (and under rebound host names) before any MQTT.
+ */
+export async function listenWebSocket(at: ListenAddress & { path: string }, handle: ConnectionHandler, web: WebGuard, onRefused: (why: string) => void): Promise<Listener> {
   const http = createHttpServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: upgrade required\n')
   })
@@ -60,6 +64,7 @@ export async function listenWebSocket(at: ListenAddress & { path: string }, hand
     server: http,
     path: at.path,
     handleProtocols: (protocols) => ['mqtt', 'mqttv3.1'].find((p) => protocols.has(p)) ?? false,
+    verifyClient: fromAllowedPage(web, onRefused),
   })
   wss.on('connection', (ws, req) => handle(createWebSocketStream(ws), req))
   const listener = await started('ws', http, at)
@@ -70,6 +75,25 @@ export async function listenWebSocket(at: ListenAddress & { path: string }, hand
       await new Promise<void>((resolve) => wss.close(() => resolve()))
       await listener.close()
     },
+  }
+}
+
+type VerifyClient = (info: { origin?: string; req: IncomingMessage }, done: (ok: boolean, status?: number, message?: string) => void) => void
+
+/** A WebSocket upgrade under a name we do not serve (DNS rebinding), or from another site's page, is refused. */
+function fromAllowedPage(web: WebGuard, onRefused: (why: string) => void): VerifyClient {
+  return (info, done) => {
+    const host = info.req.headers.host
+    if (!web.hostAllowed(host)) {
+      onRefused(`host '${host ?? ''}'`)
+      return done(false, 421, 'Misdirected Request')
+    }
+    // ws reads Origin for us; non-browser clients (devices, SDKs) send none.
+    if (!web.originAllowed(info.origin, host)) {
+      onRefused(`origin '${info.origin ?? ''}'`)
+      return done(false, 403, 'Forbidden')
+    }
+    done(true)
   }
 }
 

@@ -1,4 +1,5 @@
-import { mkdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { writeFileAtomic } from '../core/atomic-file.js'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { InvalidArgumentError } from '../core/errors.js'
@@ -85,9 +86,9 @@ async function writeCertificate(config: CoordinatorConfig, name: string, outDir:
   if (!caExists(files)) await initCa(files, defaultServerHosts([config.listeners.mqtts?.host ?? '', ...config.auth.serverCertHosts].filter(Boolean)))
   const issued = await issueClientCert(readCa(files), { thingName: name })
   mkdirSync(outDir, { recursive: true, mode: 0o700 })
-  writeFileSync(join(outDir, 'key.pem'), issued.keyPem, { mode: 0o600 })
-  writeFileSync(join(outDir, 'cert.pem'), issued.certPem)
-  copyFileSync(files.caCert, join(outDir, 'ca.pem'))
+  writeFileAtomic(join(outDir, 'key.pem'), issued.keyPem)
+  writeFileAtomic(join(outDir, 'cert.pem'), issued.certPem, 0o644)
+  writeFileAtomic(join(outDir, 'ca.pem'), readFileSync(files.caCert), 0o644)
   return certificateInfo(issued.certPem).fingerprint256
 }
 

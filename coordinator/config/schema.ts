@@ -14,6 +14,14 @@ const policyStatement = z.object({
   resources: z.array(z.string().min(1)).min(1),
 }).strict()
 
+/** `Host` names and page origins browsers may use; IP literals and the daemon's own names are always served. */
+export const webSection = z.object({
+  /** Host names (no port) the HTTP API and WebSocket listener answer to, besides localhost, this host's name and auth.serverCertHosts. */
+  allowedHosts: z.array(z.string().min(1).regex(/^[A-Za-z0-9.-]+$/, 'expected a host name without scheme or port, like gateway.local')),
+  /** Page origins allowed to make state-changing API requests and WebSocket upgrades, besides the same origin. */
+  allowedOrigins: z.array(z.string().refine((o) => URL.canParse(o) && new URL(o).origin === o, "expected an origin like 'http://console.local:8080' (scheme, host, port; no path)")),
+}).strict()
+
 const policy = z.object({ name: z.string().min(1), statements: z.array(policyStatement).min(1) }).strict()
 
 /** Board profiles hardware/profiles.ts knows; 'auto' detects the board at start. */
@@ -120,6 +128,8 @@ export const configSchema = z.object({
     /** Hosts put in the server certificate when the CA is created on first start. */
     serverCertHosts: z.array(z.string().min(1)),
   }).strict(),
+  /** What web pages may do (coordinator/core/web.ts): the HTTP API and the MQTT-over-WebSocket listener. */
+  web: webSection,
   /** Named policies that devices can be given (`devices add --policy NAME`) on top of the default. */
   policies: z.array(policy),
   shadow: z.object({
@@ -201,6 +211,7 @@ export const DEFAULTS: CoordinatorConfig = {
   },
   broker: { concurrency: 1000 },
   auth: { allowAnonymousLoopback: 'auto', anonymousPolicies: [], serverCertHosts: [] },
+  web: { allowedHosts: [], allowedOrigins: [] },
   policies: [],
   shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20 },
   tasks: { trustedKeys: [], allowUnsigned: false, maxConcurrentCalls: 8, maxBundleBytes: 5 * 1024 * 1024, maxTasks: 64, maxMemoryMb: 512 },

@@ -1,12 +1,13 @@
-import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { systemClock, type Clock } from '../core/clock.js'
-import type { Logger } from '../core/log.js'
+import { K, type Logger } from '../core/log.js'
 import { ConfigError } from '../core/errors.js'
 import { anonymousLoopbackAllowed, isLoopbackHost, type CoordinatorConfig } from '../config/index.js'
-import { openDatabase, DeviceStore, ShadowStore, createBrokerPersistence, type Db, type SqliteBrokerPersistence } from '../store/index.js'
+import { openDatabase, prepareDataDir, DeviceStore, ShadowStore, createBrokerPersistence, type Db, type SqliteBrokerPersistence } from '../store/index.js'
 import { caExists, caFiles, defaultServerHosts, initCa, readCa, readServer } from '../pki/ca-files.js'
+import { ensureApiToken } from '../pki/api-token.js'
+import { coordinatorWebGuard } from './web.js'
 import { Broker, PolicyEngine, listenTcp, listenTls, listenWebSocket, type Listener, type ListenAddress } from '../broker/index.js'
 import { ShadowService } from '../shadow/index.js'
 import { discoveryRoutes, healthRoutes, infoRoutes, shadowRoutes, startApi, taskRoutes, type CoordinatorInfo, type DiscoveryInfo } from '../api/index.js'
@@ -103,6 +104,7 @@ export class Coordinator {
     const config = this.#config
     // Policies first: a bad resource must stop start-up before anything is opened.
     const policy = new PolicyEngine({ policies: [...config.policies] })
+    prepareDataDir(config.dataDir, this.#log)
     const db = (this.#db = openDatabase(databaseFile(config.dataDir), { synchronous: config.store.synchronous }))
     const devices = new DeviceStore(db)
     this.#brokerDb = openDatabase(brokerDatabaseFile(config.dataDir), { synchronous: config.store.brokerSynchronous })
@@ -171,14 +173,19 @@ export class Coordinator {
       const server = readServer(files)
       this.#add(await listenTls(listeners.mqtts, { certPem: server.certPem, keyPem: server.keyPem, caPem: readCa(files).certPem }, handle))
     }
-    if (listeners.ws !== null) this.#add(await listenWebSocket(listeners.ws, handle))
+    const web = coordinatorWebGuard(this.#config)
+    if (listeners.ws !== null) {
+      const log = this.#log.child({ module: 'broker', [K.listener]: 'ws' })
+      this.#add(await listenWebSocket(listeners.ws, handle, web, (why) => log.warn({ why }, 'websocket upgrade refused')))
+    }
     if (listeners.http !== null) {
       const routes = [
         ...healthRoutes(() => this.#ready), ...shadowRoutes(shadows), ...discoveryRoutes(() => this.#discovery()), ...taskRoutes(tasks), ...infoRoutes(() => this.info()),
       ]
       this.#add(await startApi(listeners.http, {
         routes,
-        token: ensureApiToken(dataDir),
+        token: ensureApiToken(apiTokenFile(dataDir), this.#log),
+        web,
         maxBodyBytes: Math.max(API_MIN_BODY_BYTES, this.#config.tasks.maxBundleBytes),
         log: this.#log.child({ module: 'api' }),
       }))
@@ -256,13 +263,4 @@ function watchRegistry(db: Db, broker: Broker): NodeJS.Timeout {
     broker.revalidateClients()
   }, REGISTRY_POLL_MS)
   return timer.unref()
-}
-
-/** The bearer token non-loopback API callers must present; created once, owner-read-only. */
-function ensureApiToken(dataDir: string): string {
-  const file = apiTokenFile(dataDir)
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim()
-  const token = randomBytes(32).toString('base64url')
-  writeFileSync(file, `${token}\n`, { mode: 0o600 })
-  return token
 }

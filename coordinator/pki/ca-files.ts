@@ -1,9 +1,13 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
+import { writeFileAtomic } from '../core/atomic-file.js'
 import type { KeyPairPem } from './ca.js'
 
-/** The CA and server credentials under `<dataDir>/pki`. Keys are written owner-read-only. */
+/** Certificates are public; keys are not. */
+const PUBLIC_MODE = 0o644
+
+/** The CA and server credentials under `<dataDir>/pki`. Keys are written atomically, owner-read-only. */
 export interface CaFiles {
   dir: string
   caCert: string
@@ -47,11 +51,11 @@ export async function initCa(files: CaFiles, hosts: readonly string[]): Promise<
   const { createCa, issueServerCert } = await import('./ca.js')
   if (createdCa) {
     const ca = await createCa()
-    writeFileSync(files.caKey, ca.keyPem, { mode: 0o600 })
-    writeFileSync(files.caCert, ca.certPem)
+    writeFileAtomic(files.caKey, ca.keyPem)
+    writeFileAtomic(files.caCert, ca.certPem, PUBLIC_MODE)
   }
   const server = await issueServerCert(readCa(files), { hosts: [...hosts] })
-  writeFileSync(files.serverKey, server.keyPem, { mode: 0o600 })
-  writeFileSync(files.serverCert, server.certPem)
+  writeFileAtomic(files.serverKey, server.keyPem)
+  writeFileAtomic(files.serverCert, server.certPem, PUBLIC_MODE)
   return { createdCa }
 }

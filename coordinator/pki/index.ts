@@ -13,3 +13,4 @@ export {
 } from './ca.js'
 export { generateToken, hashToken, verifyToken } from './tokens.js'
 export { caFiles, caExists, readCa, readServer, defaultServerHosts, initCa, type CaFiles } from './ca-files.js'
+export { ensureApiToken } from './api-token.js'

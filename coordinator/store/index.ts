@@ -1,4 +1,5 @@
-export { openDatabase, migrate, type Db, type OpenOptions } from './db.js'
+export { openDatabase, migrate, CorruptDatabaseError, type Db, type OpenOptions } from './db.js'
+export { prepareDataDir } from './data-dir.js'
 export { DeviceStore, type DeviceRecord } from './device-store.js'
 export { ShadowStore, type StoredShadow } from './shadow-store.js'
 export { createBrokerPersistence, type SqliteBrokerPersistence } from './broker-persistence.js'

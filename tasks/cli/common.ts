@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto'
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { Option } from 'commander'
+import { writeFileAtomic as writeAtomic } from '../../coordinator/core/atomic-file.js'
 import { DEFAULT_COORDINATOR_URL } from '../../coordinator/protocol/index.js'
 
 /** An operational failure: main prints its message as one line, no stack. */
@@ -30,14 +29,11 @@ export function readUserFile(path: string, what: string): Buffer {
   }
 }
 
-/** Write to a temporary sibling, then rename: a reader never sees half a bundle. */
-export function writeFileAtomic(path: string, bytes: Uint8Array, mode = 0o644): void {
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`)
+/** Write to a temporary sibling, fsync, then rename: a reader never sees half a bundle or key. */
+export function writeFileAtomic(path: string, bytes: Uint8Array | string, mode = 0o644): void {
   try {
-    writeFileSync(temp, bytes, { mode })
-    renameSync(temp, path)
+    writeAtomic(path, bytes, mode)
   } catch (err) {
-    rmSync(temp, { force: true })
     throw new CliError(`cannot write ${path}: ${(err as Error).message}`)
   }
 }

@@ -1,6 +1,6 @@
 /** The offline commands: keygen, sign, inspect. */
 import { generateKeyPairSync } from 'node:crypto'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { decodeBundle, keyId, signBundle, type DecodedBundle } from '../../coordinator/protocol/index.js'
@@ -34,8 +34,8 @@ function keygen(dir: string): void {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
   const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
   mkdirSync(dir, { recursive: true })
-  writeFileSync(privatePath, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' })
-  writeFileSync(publicPath, publicPem)
+  writeFileAtomic(privatePath, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600)
+  writeFileAtomic(publicPath, publicPem)
   print(`key id   ${keyId(publicPem)}`)
   print(`private  ${privatePath} (keep it secret: it signs bundles)`)
   print(`public   ${publicPath} (add it to the coordinator's tasks.trustedKeys)`)

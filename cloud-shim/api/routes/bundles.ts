@@ -25,7 +25,7 @@ export function bundleRoutes(catalog: Catalog): Route[] {
         const { bundle, created } = await catalog.upload(new Uint8Array(body.buffer, body.byteOffset, body.length))
         return [created ? 201 : 200, { ...bundleView(bundle), created }]
       },
-    }),
+    }, { accepts: ['application/octet-stream'] }),
     route(/^\/v1\/bundles\/([^/]+)$/, {
       GET: ({ params: [name = ''] }) => {
         const versions = catalog.versions(name)

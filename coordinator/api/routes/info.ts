@@ -1,4 +1,4 @@
-import type { Route } from '../http.js'
+import { error, type Route } from '../http.js'
 
 /**
  * What this coordinator is and offers, for operators and fleet tooling: the board profile applied,
@@ -18,7 +18,7 @@ export function infoRoutes(info: () => CoordinatorInfo | null): Route[] {
     methods: {
       GET: () => async () => {
         const body = info()
-        return body === null ? [503, { code: 503, message: 'the coordinator is starting' }] : [200, body]
+        return body === null ? error(503, 'COORD_STARTING', 'the coordinator is starting') : [200, body]
       },
     },
   }]

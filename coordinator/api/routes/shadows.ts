@@ -1,8 +1,11 @@
 import type { ShadowService } from '../../shadow/index.js'
 import type { ShadowRef } from '../../protocol/index.js'
-import { error, type Handler, type Route } from '../http.js'
+import { awsError, type Handler, type Route } from '../http.js'
 
-/** The AWS IoT data-plane REST paths for shadows. */
+/** AWS's SDKs send shadow documents as application/octet-stream; curl and our CLI as JSON. */
+const SHADOW_BODY = ['application/json', 'application/octet-stream']
+
+/** The AWS IoT data-plane REST paths for shadows: AWS's bodies, status codes and error shape. */
 export function shadowRoutes(shadows: ShadowService): Route[] {
   const refOf = (thingName: string, url: URL): ShadowRef => {
     const name = url.searchParams.get('name')
@@ -16,6 +19,8 @@ export function shadowRoutes(shadows: ShadowService): Route[] {
   return [
     {
       pattern: /^\/things\/([^/]+)\/shadow$/,
+      errorShape: 'aws',
+      accepts: SHADOW_BODY,
       methods: {
         GET: op((ref) => shadows.get(ref)),
         POST: op((ref, body) => shadows.update(ref, body)),
@@ -24,12 +29,13 @@ export function shadowRoutes(shadows: ShadowService): Route[] {
     },
     {
       pattern: /^\/api\/things\/shadow\/ListNamedShadowsForThing\/([^/]+)$/,
+      errorShape: 'aws',
       methods: {
         GET: ([thing = '']) => async (_req, url) => {
           const raw = url.searchParams.get('pageSize') ?? '25'
           const pageSize = Number(raw)
           if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 100) {
-            return error(400, `pageSize must be an integer from 1 to 100, got '${raw}'`)
+            return awsError(400, `pageSize must be an integer from 1 to 100, got '${raw}'`)
           }
           return [200, shadows.listNamed(thing, pageSize, url.searchParams.get('nextToken') ?? undefined)]
         },

@@ -3,6 +3,9 @@ import { CoordinatorError } from '../../core/errors.js'
 import type { TaskService } from '../../tasks/index.js'
 import type { Handler, Route, RouteResult } from '../http.js'
 
+/** A bundle upload is the bundle file itself. */
+const BUNDLE_BODY = ['application/octet-stream']
+
 /** HTTP status for each error code the task service, bundles and sandboxes raise. */
 const STATUS: Record<string, number> = {
   COORD_TASK_NOT_FOUND: 404,
@@ -42,6 +45,7 @@ export function taskRoutes(tasks: TaskService): Route[] {
         GET: () => async () => [200, { tasks: tasks.list() }],
         POST: () => guarded(async (_req, url, body) => install(tasks, url, body)),
       },
+      accepts: BUNDLE_BODY,
       // The API stops reading a body at its cap, which is the bundle limit once that passes 128 KiB.
       tooLarge: () => failure('COORD_BUNDLE_TOO_LARGE', `bundle is larger than the limit of ${tasks.maxBundleBytes} bytes (tasks.maxBundleBytes)`),
     },

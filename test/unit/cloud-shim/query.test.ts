@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { compileQuery, QueryError, type QueryTarget } from '../../../cloud-shim/registry/index.js'
+import { MAX_QUERY_DEPTH, MAX_QUERY_LENGTH } from '../../../cloud-shim/registry/query.js'
 
 const thing = (over: Partial<QueryTarget> = {}): QueryTarget => ({
   name: 'hub-1', kind: 'coordinator', coordinator: null, attributes: { site: 'north', memoryMb: '1024', floor: '02' }, tags: ['gpio', 'arch=arm64'], ...over,
@@ -76,5 +77,15 @@ describe('group query language', () => {
     expect(err.code).toBe('COORD_REGISTRY_QUERY_INVALID')
     expect(err.message).toContain(`at position ${position}`)
     expect(err.message).toContain(text)
+  })
+
+  it('should refuse nesting deeper than the bound with a QueryError, not a stack overflow', () => {
+    const nested = (n: number): string => `${'('.repeat(n)}name = a${')'.repeat(n)}`
+    expect(matches(nested(MAX_QUERY_DEPTH))).toBe(false)
+    expect(errorOf(nested(MAX_QUERY_DEPTH + 1))).toMatchObject({ code: 'COORD_REGISTRY_QUERY_INVALID', position: MAX_QUERY_DEPTH, message: expect.stringContaining(`deeper than ${MAX_QUERY_DEPTH} levels`) })
+    expect(errorOf(`${'NOT '.repeat(MAX_QUERY_DEPTH + 1)}name = a`).message).toContain('deeper than')
+    // What used to overflow the stack: a query as long as an HTTP body may be.
+    expect(errorOf('('.repeat(200_000)).code).toBe('COORD_REGISTRY_QUERY_INVALID')
+    expect(errorOf(`${'name = a AND '.repeat(20_000)}name = a`).message).toContain(`the limit is ${MAX_QUERY_LENGTH}`)
   })
 })
