@@ -34,7 +34,7 @@ const STATUS: Readonly<Record<string, number>> = {
 }
 
 /** A route whose actions answer typed errors with their status; anything else is a 500 (logged by the server). */
-export function route(pattern: RegExp, actions: Partial<Record<string, Action>>, opts: Pick<Route, 'accepts'> = {}): Route {
+export function route(pattern: RegExp, actions: Partial<Record<string, Action>>, opts: Pick<Route, 'accepts' | 'tooLarge'> = {}): Route {
   const methods: Route['methods'] = {}
   for (const [method, action] of Object.entries(actions)) {
     if (action === undefined) continue

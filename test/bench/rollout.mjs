@@ -27,7 +27,7 @@ const BIN = join(ROOT, 'bin', 'edge-coordinator.js')
 const START_PARALLEL = 4
 
 async function api(base, method, path, body) {
-  const init = body === undefined ? { method } : { method, body: body instanceof Uint8Array ? body : JSON.stringify(body) }
+  const init = body === undefined ? { method } : { method, headers: { 'content-type': body instanceof Uint8Array ? 'application/octet-stream' : 'application/json' }, body: body instanceof Uint8Array ? body : JSON.stringify(body) }
   const res = await fetch(`${base}${path}`, init)
   const text = await res.text()
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`)

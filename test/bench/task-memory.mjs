@@ -87,7 +87,7 @@ async function inDaemon() {
     await sleep(QUIET_MS)
     const empty = memoryOf(child.pid).rssKb
     for (let i = 0; i < TASKS; i++) {
-      const res = await fetch(`${api}/v1/tasks`, { method: 'POST', body: taskBundle(`idle-${i}`, BODY, EXTRA) })
+      const res = await fetch(`${api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: taskBundle(`idle-${i}`, BODY, EXTRA) })
       if (res.status !== 201) throw new Error(`install of idle-${i}: ${res.status} ${await res.text()}`)
     }
     const samples = []
@@ -101,7 +101,7 @@ async function inDaemon() {
     const { tasks } = await (await fetch(`${api}/v1/tasks`)).json()
     if (tasks.filter((t) => t.state === 'running').length !== TASKS) throw new Error(`not every task is running: ${JSON.stringify(tasks.map((t) => t.state))}`)
     for (let i = 0; i < TASKS; i++) {
-      const res = await fetch(`${api}/v1/tasks/idle-${i}/invoke`, { method: 'POST', body: '1' })
+      const res = await fetch(`${api}/v1/tasks/idle-${i}/invoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '1' })
       if (res.status !== 200) throw new Error(`invoke of idle-${i}: ${res.status} ${await res.text()}`)
     }
     await sleep(QUIET_MS)

@@ -16,7 +16,8 @@ export interface FleetMember {
 }
 
 export async function http<T>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const init: RequestInit = body === undefined ? { method } : { method, body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body) }
+  const type = body instanceof Uint8Array ? 'application/octet-stream' : 'application/json'
+  const init: RequestInit = body === undefined ? { method } : { method, headers: { 'content-type': type }, body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body) }
   const res = await fetch(url, init)
   const text = await res.text()
   return { status: res.status, body: (text === '' ? undefined : JSON.parse(text)) as T }

@@ -26,7 +26,7 @@ export async function getShadow(at: Where, thing: string, shadowName?: string): 
 }
 
 export async function updateShadow(at: Where, thing: string, state: object, shadowName?: string): Promise<ShadowReply> {
-  const res = await fetch(`${at.httpUrl}/things/${thing}/shadow${query(shadowName)}`, { method: 'POST', body: JSON.stringify({ state }) })
+  const res = await fetch(`${at.httpUrl}/things/${thing}/shadow${query(shadowName)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ state }) })
   return { status: res.status, body: (await res.json()) as Record<string, unknown> }
 }
 
@@ -80,7 +80,7 @@ function sortKeys(v: unknown): unknown {
 
 /** Provisions a coordinator on the cloud shim (POST /v1/coordinators) and writes its join file. */
 export async function provision(cloud: RunningCloudShim, name: string, dir: string): Promise<string> {
-  const res = await fetch(`${cloud.httpUrl}/v1/coordinators`, { method: 'POST', body: JSON.stringify({ name }) })
+  const res = await fetch(`${cloud.httpUrl}/v1/coordinators`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }) })
   if (res.status !== 201) throw new Error(`provisioning ${name} failed: ${res.status} ${await res.text()}`)
   const file = join(dir, `${name}.join.json`)
   writeFileSync(file, JSON.stringify((await res.json()) as JoinDocument))

@@ -18,7 +18,7 @@ describe('local HTTP API', () => {
   })
 
   const call = async (method: string, path: string, body?: string): Promise<{ status: number; json: Record<string, unknown> }> => {
-    const res = await fetch(`${run.httpUrl}${path}`, { method, ...(body === undefined ? {} : { body }) })
+    const res = await fetch(`${run.httpUrl}${path}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body }) })
     return { status: res.status, json: (await res.json()) as Record<string, unknown> }
   }
 

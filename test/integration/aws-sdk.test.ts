@@ -93,7 +93,7 @@ describe('AWS IoT Device SDK v1 thingShadow over mutual TLS', () => {
 
   /** A change made by another client: the coordinator's HTTP API (AWS data-plane REST shape). */
   async function httpUpdate(body: unknown): Promise<Record<string, unknown>> {
-    const res = await fetch(`${run.httpUrl}/things/${THING}/shadow`, { method: 'POST', body: JSON.stringify(body) })
+    const res = await fetch(`${run.httpUrl}/things/${THING}/shadow`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
     const json = (await res.json()) as Record<string, unknown>
     expect(res.status, JSON.stringify(json)).toBe(200)
     return json

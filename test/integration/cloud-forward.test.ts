@@ -30,7 +30,7 @@ describe('coordinator to cloud shim: forwarding through the durable outbox', () 
 
   beforeAll(async () => {
     cloud = await startCloudShim({}, { dataDir: cloudDir })
-    const res = await fetch(`${cloud.httpUrl}/v1/coordinators`, { method: 'POST', body: JSON.stringify({ name: 'gw-1' }) })
+    const res = await fetch(`${cloud.httpUrl}/v1/coordinators`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'gw-1' }) })
     expect(res.status).toBe(201)
     const joinFile = join(tmp.dir, 'gw-1.join.json')
     writeFileSync(joinFile, JSON.stringify((await res.json()) as JoinDocument))

@@ -25,7 +25,7 @@ describe('cloud shim: coordinator provisioning, identity and cloud shadows', () 
   const open: MqttClient[] = []
 
   async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-    const res = await fetch(`${run.httpUrl}${path}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+    const res = await fetch(`${run.httpUrl}${path}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) })
     return { status: res.status, body: (await res.json()) as Record<string, unknown> }
   }
 

@@ -84,7 +84,7 @@ describe('broker sessions across kill -9', () => {
     await device.endAsync()
 
     const res = await fetch(`http://127.0.0.1:${daemon.endpoints.http.port}/things/heater-1/shadow`, {
-      method: 'POST', body: JSON.stringify({ state: { desired: { target: 21.5 } } }),
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ state: { desired: { target: 21.5 } } }),
     })
     expect(res.status).toBe(200)
     await killHard(daemon)

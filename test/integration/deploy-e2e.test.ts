@@ -126,7 +126,7 @@ describe('fleet deployments: cloud shim + coordinator processes', () => {
     for (const target of [{ group: 'north' }, { thing: 'gw-c' }]) {
       const r = await http<{ error: string; message: string }>('POST', url('/v1/deployments'), { target, bundles: [{ name: 'hello', version: '3.0.0' }] })
       expect(r.status).toBe(409)
-      expect(r.body).toMatchObject({ error: 'COORD_DEPLOY_NOT_APPROVED', message: expect.stringContaining('not approved: hello@3.0.0') })
+      expect(r.body).toMatchObject({ code: 'COORD_DEPLOY_NOT_APPROVED', message: expect.stringContaining('not approved: hello@3.0.0') })
     }
     expect((await http('DELETE', url('/v1/groups/north/snapshot'))).status).toBe(200)
   })

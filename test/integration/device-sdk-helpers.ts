@@ -18,7 +18,7 @@ export interface HttpReply {
 /** The operator's side: the coordinator's AWS-style shadow REST API. */
 export async function operator(httpUrl: string, method: 'GET' | 'POST' | 'DELETE', thing: string, body?: unknown, shadowName?: string): Promise<HttpReply> {
   const query = shadowName === undefined ? '' : `?name=${encodeURIComponent(shadowName)}`
-  const init: RequestInit = body === undefined ? { method } : { method, body: JSON.stringify(body) }
+  const init: RequestInit = body === undefined ? { method } : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
   const res = await fetch(`${httpUrl}/things/${thing}/shadow${query}`, init)
   return { status: res.status, json: (await res.json()) as Record<string, unknown> }
 }

@@ -379,7 +379,7 @@ describe('edge-task: talking to a coordinator', () => {
       writeFileSync(join(dir, 'src/index.ts'), 'export async function handler() { return 2 }\n')
       await until(() => pushes().length === 2, 15_000)
       expect(pushes()[1]).not.toBe(pushes()[0])
-      const res = await fetch(`${url}/v1/tasks/dev-task/invoke`, { method: 'POST', body: '{}' })
+      const res = await fetch(`${url}/v1/tasks/dev-task/invoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
       expect(await res.json()).toEqual({ result: 2 })
       writeFileSync(join(dir, 'src/index.ts'), 'export async function handler( { return 3 }\n')
       await until(() => /cannot bundle the task/.test(out), 15_000)

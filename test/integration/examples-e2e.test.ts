@@ -147,7 +147,7 @@ describe('example tasks on the daemon with simulated devices', () => {
     await started(new TemperatureSensor(sensorLink, { seed: 2, baseTemperature: 25, intervalMs: 200 }))
     expect((await reported('temp-sensor-1'))?.['temperature']).toBeGreaterThan(24)
     // An operator raises the setpoint through heater-1's `thermostat` named shadow: the delta runs the task.
-    const res = await fetch(`${api}/things/heater-1/shadow?name=thermostat`, { method: 'POST', body: JSON.stringify({ state: { desired: { setpoint: 22 } } }) })
+    const res = await fetch(`${api}/things/heater-1/shadow?name=thermostat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ state: { desired: { setpoint: 22 } } }) })
     expect(res.status).toBe(200)
     await until('the plug to report off', async () => ((await reported('heater-1'))?.['on'] === false ? true : undefined))
     expect(heater.model.on).toBe(false)

@@ -46,7 +46,7 @@ describe('hardware adapters in a running coordinator (simulated backends)', () =
   const install = (name: string, devices: string[]): Promise<{ status: number; body: Record<string, unknown> }> =>
     api('/v1/tasks', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: taskBundle(name, devices) })
   const invoke = (name: string, payload: unknown): Promise<{ status: number; body: Record<string, unknown> }> =>
-    api(`/v1/tasks/${name}/invoke`, { method: 'POST', body: JSON.stringify(payload) })
+    api(`/v1/tasks/${name}/invoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) })
   const reported = async (thing: string): Promise<Record<string, unknown> | undefined> =>
     ((await api(`/things/${thing}/shadow`)).body['state'] as { reported?: Record<string, unknown> } | undefined)?.reported
 

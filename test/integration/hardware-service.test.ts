@@ -138,10 +138,10 @@ describe('graceful shutdown on SIGTERM', () => {
     for (let i = 0; i < 50; i++) await feeder.publishAsync('things/sensor-1/inbox', `m-${i}`, { qos: 1 })
 
     const manifest = { name: 'slow-writer', version: '1.0.0', entry: 'index.js', triggers: [{ type: 'invoke' }], permissions: { devices: ['slow-thing'] } }
-    const installed = await fetch(`${httpUrl}/v1/tasks`, { method: 'POST', body: encodeBundle({ manifestText: JSON.stringify(manifest), code: SLOW_TASK }) })
+    const installed = await fetch(`${httpUrl}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: encodeBundle({ manifestText: JSON.stringify(manifest), code: SLOW_TASK }) })
     expect(installed.status).toBe(201)
     // The caller's connection is cut at shutdown; the call itself must still finish.
-    fetch(`${httpUrl}/v1/tasks/slow-writer/invoke`, { method: 'POST', body: JSON.stringify({ ms: 600, n: 7 }) }).catch(() => undefined)
+    fetch(`${httpUrl}/v1/tasks/slow-writer/invoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ms: 600, n: 7 }) }).catch(() => undefined)
     await new Promise((r) => setTimeout(r, 150))
 
     const closed = new Promise<void>((resolve) => feeder.once('close', () => resolve()))

@@ -25,7 +25,11 @@ export function bundleRoutes(catalog: Catalog): Route[] {
         const { bundle, created } = await catalog.upload(new Uint8Array(body.buffer, body.byteOffset, body.length))
         return [created ? 201 : 200, { ...bundleView(bundle), created }]
       },
-    }, { accepts: ['application/octet-stream'] }),
+    }, {
+      accepts: ['application/octet-stream'],
+      // The API stops reading a body at its cap, which is the bundle limit once that passes 128 KiB.
+      tooLarge: () => [413, { code: 'COORD_BUNDLE_TOO_LARGE', message: 'bundle is larger than the limit (bundles.maxBundleBytes)' }],
+    }),
     route(/^\/v1\/bundles\/([^/]+)$/, {
       GET: ({ params: [name = ''] }) => {
         const versions = catalog.versions(name)

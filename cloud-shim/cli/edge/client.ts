@@ -9,10 +9,13 @@ export interface GlobalOptions {
   json?: boolean
 }
 
-/** A non-2xx answer; the message is the server's. */
+/** A non-2xx answer; the message is the server's, `code` its `COORD_...` error code. */
 export class ApiError extends Error {
+  readonly code: string | undefined
   constructor(readonly status: number, message: string, readonly body: unknown) {
     super(message)
+    const code = (body as { code?: unknown } | null)?.code
+    this.code = typeof code === 'string' ? code : undefined
   }
 }
 
