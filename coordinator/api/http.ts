@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ApiErrorBody } from '../protocol/index.js'
 
 /** A JSON answer, or a function that writes a streaming response itself. */
 export type RouteResult = [number, unknown] | ((res: ServerResponse) => void)
@@ -32,12 +33,6 @@ export interface Route {
    * keeps AWS's `{code: <status>, message}` so AWS clients parse one shape there.
    */
   errorShape?: 'aws'
-}
-
-/** The error body of every non-AWS route: a stable code scripts match on, and a sentence. */
-export interface ApiErrorBody {
-  code: `COORD_${string}`
-  message: string
 }
 
 export const error = (status: number, code: ApiErrorBody['code'], message: string, extra: Record<string, unknown> = {}): [number, unknown] =>

@@ -1,5 +1,5 @@
 export { startApi, isAuthorized, type ApiOptions } from './server.js'
-export { error, awsError, JSON_BODY, type Route, type Handler, type RouteResult, type ApiErrorBody } from './http.js'
+export { error, awsError, JSON_BODY, type Route, type Handler, type RouteResult } from './http.js'
 export { healthRoutes } from './routes/health.js'
 export { shadowRoutes } from './routes/shadows.js'
 export { discoveryRoutes, type DiscoveryInfo, type DiscoveryEndpoint } from './routes/discovery.js'

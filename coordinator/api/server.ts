@@ -4,7 +4,8 @@ import { started, type ListenAddress, type Listener } from '../broker/index.js'
 import { isLoopbackHost } from '../config/index.js'
 import { K, type Logger } from '../core/log.js'
 import type { WebGuard } from '../core/web.js'
-import { awsError, error, JSON_BODY, type ApiErrorBody, type Route, type RouteResult } from './http.js'
+import type { ApiErrorBody } from '../protocol/index.js'
+import { awsError, error, JSON_BODY, type Route, type RouteResult } from './http.js'
 
 export interface ApiOptions {
   routes: Route[]

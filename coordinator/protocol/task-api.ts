@@ -59,8 +59,12 @@ export interface TaskLogEntry {
   [field: string]: unknown
 }
 
+/**
+ * The error body of both daemons' HTTP APIs (with the HTTP status), except the AWS shadow routes,
+ * which keep AWS's `{code: <status>, message}`: a stable code scripts match on, and a sentence.
+ */
 export interface ApiErrorBody {
-  code: string
+  code: `COORD_${string}`
   message: string
 }
 
