@@ -95,7 +95,7 @@ describe('adversarial bundles through the local API', () => {
   const outSaw: string[] = []
 
   const post = async (path: string, body: Uint8Array | string): Promise<Reply> => {
-    const res = await fetch(`${api}${path}`, { method: 'POST', headers: { 'content-type': typeof body === 'string' ? 'application/json' : 'application/octet-stream' }, body })
+    const res = await fetch(`${api}${path}`, { method: 'POST', headers: { 'content-type': path === '/v1/tasks' ? 'application/octet-stream' : 'application/json' }, body })
     return { status: res.status, body: (await res.json()) as Record<string, unknown> }
   }
   const invoke = (name: string, payload: unknown): Promise<Reply> => post(`/v1/tasks/${name}/invoke`, JSON.stringify(payload))
