@@ -27,6 +27,14 @@ describe('loadConfig', () => {
     expect(c.shadow.maxStateBytes).toBe(8192)
   })
 
+  it('refuses web.allowedHosts and web.allowedOrigins that are not a host name or an origin, naming the entry', () => {
+    expect(loadConfig({ overrides: { web: { allowedHosts: ['gateway.lan'], allowedOrigins: ['http://console.lan:8080'] } } }).web)
+      .toEqual({ allowedHosts: ['gateway.lan'], allowedOrigins: ['http://console.lan:8080'] })
+    expect(() => loadConfig({ overrides: { web: { allowedHosts: ['gateway.lan:8087'] } } })).toThrow(/web\.allowedHosts\.0: expected a host name without scheme or port/)
+    expect(() => loadConfig({ overrides: { web: { allowedOrigins: ['http://console.lan/app'] } } })).toThrow(/web\.allowedOrigins\.0: expected an origin/)
+    expect(() => loadConfig({ overrides: { web: { allowedOrigins: ['*'] } } })).toThrow(/web\.allowedOrigins\.0/)
+  })
+
   it('turns a listener off with null', () => {
     expect(loadConfig({ overrides: { listeners: { ws: null } } }).listeners.ws).toBeNull()
   })
