@@ -3,7 +3,7 @@ import { timingSafeEqual } from 'node:crypto'
 import { started, type ListenAddress, type Listener } from '../broker/index.js'
 import { isLoopbackHost } from '../config/index.js'
 import { K, type Logger } from '../core/log.js'
-import type { WebGuard } from '../core/web.js'
+import { refusalCounter, type RefusalCounter, type WebGuard } from '../core/web.js'
 import type { ApiErrorBody } from '../protocol/index.js'
 import { awsError, error, JSON_BODY, type Route, type RouteResult } from './http.js'
 
@@ -23,7 +23,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /** The local HTTP API: a route table over node:http, JSON in and out. */
 export async function startApi(at: ListenAddress, opts: ApiOptions): Promise<Listener> {
-  const refusals = refusalLog(opts.log)
+  const refusals = refusalCounter(opts.log, 'api request refused')
   const server = createServer((req, res) => {
     let route: Route | undefined
     handle(req, res, opts, refusals, (r) => (route = r)).catch((err: Error) => {
@@ -36,7 +36,7 @@ export async function startApi(at: ListenAddress, opts: ApiOptions): Promise<Lis
 
 type Refuse = (status: number, code: ApiErrorBody['code'], message: string, logged?: Record<string, unknown>) => void
 
-async function handle(req: IncomingMessage, res: ServerResponse, opts: ApiOptions, refusals: RefusalLog, matched: (r: Route) => void): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, opts: ApiOptions, refusals: RefusalCounter, matched: (r: Route) => void): Promise<void> {
   const method = req.method ?? 'GET'
   let url: URL
   try {
@@ -113,25 +113,6 @@ function hasBody(req: IncomingMessage): boolean {
 }
 
 const clip = (s: string): string => (s.length > 200 ? `${s.slice(0, 200)}...` : s)
-
-interface RefusalLog {
-  count(code: string, fields: Record<string, unknown>): void
-}
-
-/**
- * Refused browser-shaped requests are counted per code and logged at the 1st, 2nd, 4th, 8th, ...
- * of each: a hostile page in a loop must not fill the log.
- */
-function refusalLog(log: Logger): RefusalLog {
-  const counts = new Map<string, number>()
-  return {
-    count(code, fields) {
-      const n = (counts.get(code) ?? 0) + 1
-      counts.set(code, n)
-      if ((n & (n - 1)) === 0) log.warn({ code, refused: n, ...fields }, 'api request refused')
-    },
-  }
-}
 
 /** Reads the body, or resolves null once it passes the size cap. */
 function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null> {

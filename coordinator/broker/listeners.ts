@@ -4,7 +4,7 @@ import { createServer as createHttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { IncomingMessage } from 'node:http'
-import type { WebGuard } from '../core/web.js'
+import type { RefusalCounter, WebGuard } from '../core/web.js'
 
 export interface ListenAddress {
   host: string
@@ -56,7 +56,7 @@ export async function listenTls(at: ListenAddress, tls: TlsMaterial, handle: Con
  * MQTT over WebSocket; accepts the subprotocols MQTT.js ('mqtt') and the AWS SDKs ('mqttv3.1') send.
  * `web` refuses upgrades from other sites' pages (and under rebound host names) before any MQTT.
  */
-export async function listenWebSocket(at: ListenAddress & { path: string }, handle: ConnectionHandler, web: WebGuard, onRefused: (why: string) => void): Promise<Listener> {
+export async function listenWebSocket(at: ListenAddress & { path: string }, handle: ConnectionHandler, web: WebGuard, refused: RefusalCounter): Promise<Listener> {
   const http = createHttpServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: upgrade required\n')
   })
@@ -64,7 +64,7 @@ export async function listenWebSocket(at: ListenAddress & { path: string }, hand
     server: http,
     path: at.path,
     handleProtocols: (protocols) => ['mqtt', 'mqttv3.1'].find((p) => protocols.has(p)) ?? false,
-    verifyClient: fromAllowedPage(web, onRefused),
+    verifyClient: fromAllowedPage(web, refused),
   })
   wss.on('connection', (ws, req) => handle(createWebSocketStream(ws), req))
   const listener = await started('ws', http, at)
@@ -81,16 +81,16 @@ export async function listenWebSocket(at: ListenAddress & { path: string }, hand
 type VerifyClient = (info: { origin?: string; req: IncomingMessage }, done: (ok: boolean, status?: number, message?: string) => void) => void
 
 /** A WebSocket upgrade under a name we do not serve (DNS rebinding), or from another site's page, is refused. */
-function fromAllowedPage(web: WebGuard, onRefused: (why: string) => void): VerifyClient {
+function fromAllowedPage(web: WebGuard, refused: RefusalCounter): VerifyClient {
   return (info, done) => {
     const host = info.req.headers.host
     if (!web.hostAllowed(host)) {
-      onRefused(`host '${host ?? ''}'`)
+      refused.count('COORD_API_HOST_REFUSED', { host: (host ?? '').slice(0, 200) })
       return done(false, 421, 'Misdirected Request')
     }
     // ws reads Origin for us; non-browser clients (devices, SDKs) send none.
     if (!web.originAllowed(info.origin, host)) {
-      onRefused(`origin '${info.origin ?? ''}'`)
+      refused.count('COORD_API_ORIGIN_REFUSED', { origin: (info.origin ?? '').slice(0, 200) })
       return done(false, 403, 'Forbidden')
     }
     done(true)

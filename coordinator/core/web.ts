@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import { hostname } from 'node:os'
+import type { Logger } from './log.js'
 
 /**
  * What a web page may do to a daemon on loopback or the LAN. A browser lets any page send
@@ -58,4 +59,23 @@ export function createWebGuard(opts: WebGuardOptions): WebGuard {
 export function serverNames(): string[] {
   const name = hostname().toLowerCase()
   return name.endsWith('.local') ? [name] : [name, `${name}.local`]
+}
+
+export interface RefusalCounter {
+  count(code: string, fields: Record<string, unknown>): void
+}
+
+/**
+ * Refused browser-shaped requests are counted per code and logged at the 1st, 2nd, 4th, 8th, ...
+ * of each, with the count: a hostile page in a loop must not fill the log.
+ */
+export function refusalCounter(log: Logger, msg: string): RefusalCounter {
+  const counts = new Map<string, number>()
+  return {
+    count(code, fields) {
+      const n = (counts.get(code) ?? 0) + 1
+      counts.set(code, n)
+      if ((n & (n - 1)) === 0) log.warn({ code, refused: n, ...fields }, msg)
+    },
+  }
 }

@@ -7,6 +7,7 @@ import { anonymousLoopbackAllowed, isLoopbackHost, type CoordinatorConfig } from
 import { openDatabase, prepareDataDir, DeviceStore, ShadowStore, createBrokerPersistence, type Db, type SqliteBrokerPersistence } from '../store/index.js'
 import { caExists, caFiles, defaultServerHosts, initCa, readCa, readServer } from '../pki/ca-files.js'
 import { ensureApiToken } from '../pki/api-token.js'
+import { refusalCounter } from '../core/web.js'
 import { coordinatorWebGuard } from './web.js'
 import { Broker, PolicyEngine, listenTcp, listenTls, listenWebSocket, type Listener, type ListenAddress } from '../broker/index.js'
 import { ShadowService } from '../shadow/index.js'
@@ -176,7 +177,7 @@ export class Coordinator {
     const web = coordinatorWebGuard(this.#config)
     if (listeners.ws !== null) {
       const log = this.#log.child({ module: 'broker', [K.listener]: 'ws' })
-      this.#add(await listenWebSocket(listeners.ws, handle, web, (why) => log.warn({ why }, 'websocket upgrade refused')))
+      this.#add(await listenWebSocket(listeners.ws, handle, web, refusalCounter(log, 'websocket upgrade refused')))
     }
     if (listeners.http !== null) {
       const routes = [
