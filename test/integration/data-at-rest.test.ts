@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { chmodSync, closeSync, existsSync, openSync, statSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { BIN, startDaemon } from '../helpers/daemon.js'
+import { BIN, startDaemon, type Daemon } from '../helpers/daemon.js'
 import { CLOUD_BIN, startCloudDaemon } from '../helpers/cloud-shim.js'
 import { tempDir } from '../helpers/tmp.js'
 
@@ -43,9 +43,14 @@ function corruptMiddle(file: string): void {
   }
 }
 
-async function stopped(child: { kill(s: NodeJS.Signals): boolean }, exited: Promise<number | null>): Promise<void> {
-  child.kill('SIGTERM')
-  expect(await exited).toBe(0)
+/**
+ * A graceful stop (which checkpoints the WAL into the database file). The daemon installs its
+ * SIGTERM handler just after logging ready; an answered request proves it got past that point.
+ */
+async function stopped(daemon: Daemon): Promise<void> {
+  expect((await fetch(`http://127.0.0.1:${daemon.endpoints.http.port}/healthz`)).status).toBe(200)
+  daemon.child.kill('SIGTERM')
+  expect(await daemon.exited).toBe(0)
 }
 
 describe('data at rest', () => {
@@ -63,14 +68,14 @@ describe('data at rest', () => {
       expect(modeOf(dataDir)).toBe(0o700)
       for (const f of files) expect([f, modeOf(join(dataDir, f))]).toEqual([f, 0o600])
     } finally {
-      await stopped(daemon.child, daemon.exited)
+      await stopped(daemon)
     }
   })
 
   it('should narrow a data directory and database files an older version left readable by others', async () => {
     const dataDir = join(tmp.dir, 'old')
     const first = await startDaemon(['--data-dir', dataDir])
-    await stopped(first.child, first.exited)
+    await stopped(first)
     chmodSync(dataDir, 0o755)
     chmodSync(join(dataDir, 'coordinator.db'), 0o644)
     const again = await startDaemon(['--data-dir', dataDir])
@@ -79,7 +84,7 @@ describe('data at rest', () => {
       expect(modeOf(join(dataDir, 'coordinator.db'))).toBe(0o600)
       expect(again.logs.some((l) => l['msg'] === 'the data directory was readable by others: made it owner-only (0700)')).toBe(true)
     } finally {
-      await stopped(again.child, again.exited)
+      await stopped(again)
     }
   })
 
@@ -97,7 +102,7 @@ describe('data at rest', () => {
   it.each(['coordinator.db', 'broker.db'])('should refuse to start over a corrupted %s, naming the file and the recovery step', async (name) => {
     const dataDir = join(tmp.dir, `corrupt-${name}`)
     const first = await startDaemon(['--data-dir', dataDir])
-    await stopped(first.child, first.exited)
+    await stopped(first)
     const file = join(dataDir, name)
     // A clean stop checkpoints the WAL into the file and removes it: the file is the database.
     expect(existsSync(`${file}-wal`)).toBe(false)
@@ -113,7 +118,10 @@ describe('data at rest', () => {
     const dataDir = join(tmp.dir, 'cloud-corrupt')
     const args = ['--data-dir', dataDir, '--mqtt-port', '0', '--mqtts-port', '0', '--http-port', '0']
     const shim = await startCloudDaemon(args)
+    const port = (shim.ready['endpoints'] as { http: { port: number } }).http.port
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200)
     await shim.stop()
+    expect(existsSync(`${join(dataDir, 'cloud.db')}-wal`)).toBe(false)
     const file = join(dataDir, 'cloud.db')
     corruptMiddle(file)
     const r = await runToExit(CLOUD_BIN, args)
