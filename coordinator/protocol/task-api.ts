@@ -40,6 +40,7 @@ export interface TaskInfo {
   triggers: TaskTrigger[]
   /** ISO 8601. */
   installedAt: string
+  /** Why the task is broken or failed to start; while it runs, the last failure of its live version. */
   lastError: string | null
   /** The manifest's limits are requests; `granted` is what the coordinator's caps (tasks.caps) allow. */
   limits: { requested: TaskLimits; granted: TaskLimits }

@@ -57,7 +57,8 @@ export function toTaskInfo(e: TaskEntry, caps: ResolvedCaps, running: number): T
     priority: e.manifest.priority,
     triggers: structuredClone(e.manifest.triggers),
     installedAt: new Date(e.row.installedAt).toISOString(),
-    lastError: e.lastError,
+    // A task failing call after call is reported while it still runs, not only once broken.
+    lastError: e.lastError ?? e.live?.runner.lastError ?? null,
     limits: { requested: { ...e.manifest.limits }, granted: grantLimits(e.manifest.limits, caps) },
     metrics: {
       calls: e.counters.calls,
