@@ -60,9 +60,10 @@ const codeOf = (err: unknown): string | undefined => {
 /**
  * Runs one version of one task: a per-task queue (maxConcurrent running, at most queueSize more
  * waiting; beyond that calls are refused, counted and logged) feeding the global call slots shared
- * by all tasks (call-slots.ts: a fair share each). Failures follow the restart policy: a lost or repeatedly failing sandbox is rebuilt
- * after an exponential pause, and a long streak marks the runner broken. Waiting for a pause holds
- * only this task's slots, never a global one, so other tasks keep running.
+ * by all tasks (call-slots.ts: a fair share each). Failures follow the restart policy: a lost or
+ * repeatedly failing sandbox is rebuilt after an exponential pause, and a long streak marks the
+ * runner broken. Waiting for a pause holds only this task's slots, never a global one, so other
+ * tasks keep running.
  */
 export class TaskRunner {
   readonly version: string
