@@ -14,6 +14,7 @@
 //
 //   node --no-node-snapshot test/bench/task-fairness.mjs [--rate 100] [--seconds 10] [--grace-ms 2000]
 //        [--scenarios alone,hog,hog-kept,uncapped] [--other-max 0.25] [--retries 3]
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import {
   arg, fmtInt, fmtPct, loadAverage, machine, numArg, otherCpuBetween, otherProcessesCpu, percentile, printResult, printTable, round, runMain,
   sleep, tempDir, waitForQuiet,
@@ -102,7 +103,7 @@ async function scenario(name) {
   try {
     await stack.service.install(taskBundle('echo', ECHO))
     await drive(stack.service, 500)
-    let run, otherCpu, attempts = 0
+    let run, otherCpu, loopDelay, attempts = 0
     do {
       await waitForQuiet([process.pid], { threshold: OTHER_MAX, what: `the ${name} run` })
       if (name !== 'alone') {
@@ -111,7 +112,11 @@ async function scenario(name) {
         stopHog = hog(stack.service)
       }
       const others0 = otherProcessesCpu([process.pid])
+      // How long the main thread was held up: what the echo task's latency cannot blame on the CPU.
+      loopDelay = monitorEventLoopDelay({ resolution: 1 })
+      loopDelay.enable()
       run = await drive(stack.service, SECONDS * 1000)
+      loopDelay.disable()
       otherCpu = otherCpuBetween(others0, otherProcessesCpu([process.pid])) / run.seconds
       // The hog's own calls are not awaited: uncapped, they last up to a minute each.
       stopHog?.()
@@ -126,6 +131,8 @@ async function scenario(name) {
       p50Ms: round(percentile(run.latencies, 50), 2),
       p99Ms: round(percentile(run.latencies, 99), 2),
       maxMs: round(Math.max(...run.latencies), 1),
+      loopDelayP99Ms: round(loopDelay.percentile(99) / 1e6, 1),
+      loopDelayMaxMs: round(loopDelay.max / 1e6, 1),
       otherCpu: round(otherCpu, 2),
       disturbed: otherCpu > OTHER_MAX,
       hog: info === undefined ? null : { granted: info.limits.granted, state: info.state, failures: info.metrics.failures, lastError: info.lastError },
@@ -153,9 +160,10 @@ async function main() {
     alone: 'echo alone (baseline)', hog: 'slot-hog, default caps', 'hog-kept': 'slot-hog, default caps, never broken',
     uncapped: 'slot-hog, caps lifted to its request',
   }
-  printTable(`Echo task at ${RATE} calls/s beside a slot-hog`, ['while', 'sent', 'lost', 'p50 ms', 'p99 ms', 'max ms', 'p99 vs alone', 'hog granted', 'hog state', 'other CPU'],
+  printTable(`Echo task at ${RATE} calls/s beside a slot-hog`, ['while', 'sent', 'lost', 'p50 ms', 'p99 ms', 'max ms', 'p99 vs alone', 'loop delay p99/max ms', 'hog granted', 'hog state', 'other CPU'],
     Object.values(results).map((r) => [
       LABEL[r.scenario], fmtInt(r.sent), fmtInt(r.lost), r.p50Ms ?? '-', r.p99Ms ?? '-', r.maxMs ?? '-', alone && r.p99Ms ? `x${round(r.p99Ms / alone, 2)}` : '',
+      `${r.loopDelayP99Ms} / ${r.loopDelayMaxMs}`,
       r.hog ? `${r.hog.granted.maxConcurrent} slots, ${r.hog.granted.cpuMsPerCall} ms` : '', r.hog ? `${r.hog.state} (${r.hog.failures} failures)` : '',
       `${fmtPct(r.otherCpu)}${r.disturbed ? ' (disturbed)' : ''}`,
     ]))
