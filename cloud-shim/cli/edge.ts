@@ -6,6 +6,7 @@
  */
 import { readdirSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
+import { exitQuietlyOnClosedPipe } from '../../coordinator/cli/stdio.js'
 import { ApiError, DEFAULT_CLOUD_URL } from './edge/client.js'
 
 const COMMANDS = new URL('./edge/commands/', import.meta.url)
@@ -33,6 +34,7 @@ export async function buildEdgeProgram(): Promise<Command> {
 
 /** Runs the CLI; errors print one line and exit 1. */
 export async function main(argv: readonly string[]): Promise<void> {
+  exitQuietlyOnClosedPipe()
   const program = (await buildEdgeProgram()).exitOverride()
   try {
     await program.parseAsync(argv as string[])

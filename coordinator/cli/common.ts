@@ -3,6 +3,7 @@ import { CommanderError, Option, InvalidArgumentError as CommanderArgError, type
 import { loadConfig, type CoordinatorConfig } from '../config/index.js'
 import { InvalidArgumentError, hasCode } from '../core/errors.js'
 import { boardConfigDefaults } from '../../hardware/index.js'
+import { exitQuietlyOnClosedPipe } from './stdio.js'
 
 export interface CommonOptions {
   config?: string
@@ -53,6 +54,7 @@ export function readJsonArg(inline: string | undefined, file: string | undefined
 
 /** Runs a CLI program; operational errors print one clear line and exit 1 instead of a stack trace. */
 export async function runProgram(program: Command, argv: readonly string[]): Promise<void> {
+  exitQuietlyOnClosedPipe()
   try {
     await program.exitOverride().parseAsync(argv as string[])
   } catch (err) {

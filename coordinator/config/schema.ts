@@ -153,7 +153,25 @@ export const configSchema = z.object({
     maxTasks: z.number().int().min(1).max(1024),
     /** The largest `limits.memoryMb` a task may ask for (its isolate heap, in MB). */
     maxMemoryMb: z.number().int().min(8).max(512),
-  }).strict(),
+    /** A manifest's other limits are requests, each granted up to its cap here. */
+    caps: z.object({
+      /** Calls of one task at once, and so the global slots one task may hold; null: half of maxConcurrentCalls (at least 1). */
+      maxConcurrent: z.number().int().min(1).max(1024).nullable(),
+      /** Calls of one task waiting beyond those. */
+      queueSize: z.number().int().min(1).max(100_000),
+      /** CPU time of one call, in ms. */
+      cpuMsPerCall: z.number().int().min(1).max(60_000),
+      /** Wall time of one call, in ms: the longest one call can hold a slot. */
+      wallMsPerCall: z.number().int().min(1).max(600_000),
+    }).strict(),
+  }).strict().superRefine((t, ctx) => {
+    if (t.caps.maxConcurrent !== null && t.caps.maxConcurrent > t.maxConcurrentCalls) {
+      ctx.addIssue({ code: 'custom', path: ['caps', 'maxConcurrent'], message: `expected at most tasks.maxConcurrentCalls (${t.maxConcurrentCalls}), got ${t.caps.maxConcurrent}` })
+    }
+    if (t.caps.wallMsPerCall < t.caps.cpuMsPerCall) {
+      ctx.addIssue({ code: 'custom', path: ['caps', 'wallMsPerCall'], message: `expected at least tasks.caps.cpuMsPerCall (${t.caps.cpuMsPerCall}), got ${t.caps.wallMsPerCall}` })
+    }
+  }),
   cloud: z.object({
     /** Join file from `edge-cloud coordinators add`; null runs the coordinator on its own. */
     joinFile: z.string().min(1).nullable(),
@@ -214,7 +232,9 @@ export const DEFAULTS: CoordinatorConfig = {
   web: { allowedHosts: [], allowedOrigins: [] },
   policies: [],
   shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20 },
-  tasks: { trustedKeys: [], allowUnsigned: false, maxConcurrentCalls: 8, maxBundleBytes: 5 * 1024 * 1024, maxTasks: 64, maxMemoryMb: 512 },
+  tasks: { trustedKeys: [], allowUnsigned: false, maxConcurrentCalls: 8, maxBundleBytes: 5 * 1024 * 1024, maxTasks: 64, maxMemoryMb: 512,
+    caps: { maxConcurrent: null, queueSize: 5000, cpuMsPerCall: 1000, wallMsPerCall: 30_000 },
+  },
   cloud: {
     joinFile: null,
     forward: [],

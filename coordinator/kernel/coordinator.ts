@@ -145,6 +145,7 @@ export class Coordinator {
       clock,
       log: this.#log.child({ module: 'tasks' }),
       limits: { maxTasks: config.tasks.maxTasks, maxMemoryMb: config.tasks.maxMemoryMb },
+      caps: config.tasks.caps,
       retainBundles: deployments.retainedBundles,
     })
     // Installed tasks start from local state alone: no network is needed to come back up.

@@ -81,6 +81,10 @@ const permissions = z.strictObject({
   invoke: list(taskName),
 }).prefault({})
 
+/**
+ * Requests, not grants: a coordinator grants each up to its operator's caps (config `tasks.caps`,
+ * shown as TaskInfo.limits.granted), except memoryMb, which it refuses above its own maximum.
+ */
 const limits = z.strictObject({
   /** Isolate heap. */
   memoryMb: intIn(8, 512).default(DEFAULT_LIMITS.memoryMb),

@@ -11,7 +11,7 @@
  *
  * Errors are ApiErrorBody with a non-2xx status.
  */
-import type { TaskMode, TaskPriority, TaskTrigger } from './manifest.js'
+import type { TaskLimits, TaskMode, TaskPriority, TaskTrigger } from './manifest.js'
 
 export type TaskState = 'running' | 'stopped' | 'broken'
 
@@ -22,6 +22,8 @@ export interface TaskMetrics {
   /** Calls refused because the task's queue was full. */
   rejected: number
   queueDepth: number
+  /** Calls holding one of the coordinator's global call slots now. */
+  running: number
   cpuTimeMs: number
   heapUsedBytes: number
 }
@@ -38,7 +40,10 @@ export interface TaskInfo {
   triggers: TaskTrigger[]
   /** ISO 8601. */
   installedAt: string
+  /** Why the task is broken or failed to start; while it runs, the last failure of its live version. */
   lastError: string | null
+  /** The manifest's limits are requests; `granted` is what the coordinator's caps (tasks.caps) allow. */
+  limits: { requested: TaskLimits; granted: TaskLimits }
   metrics: TaskMetrics
 }
 

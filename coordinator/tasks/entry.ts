@@ -1,7 +1,9 @@
 import type { Clock } from '../core/clock.js'
 import type { Logger } from '../core/log.js'
 import type { TaskInfo, TaskManifest, TaskState } from '../protocol/index.js'
+import { grantLimits } from './limits.js'
 import { TaskLog } from './logs.js'
+import type { ResolvedCaps } from './options.js'
 import { newCounters, type TaskCounters } from './runner.js'
 import type { TaskRow } from './task-store.js'
 import type { LiveVersion } from './version.js'
@@ -41,7 +43,8 @@ export function newEntry(row: TaskRow, manifest: TaskManifest, log: Logger, cloc
   }
 }
 
-export function toTaskInfo(e: TaskEntry): TaskInfo {
+/** `running`: the global call slots the task holds now (CallSlots.held). */
+export function toTaskInfo(e: TaskEntry, caps: ResolvedCaps, running: number): TaskInfo {
   const versions = [...(e.live === undefined ? [] : [e.live]), ...e.retiring.keys()]
   const cpu = versions.reduce((sum, v) => sum + v.runner.sandboxMetrics().cpuTimeMs, e.counters.retiredCpuMs)
   return {
@@ -54,13 +57,16 @@ export function toTaskInfo(e: TaskEntry): TaskInfo {
     priority: e.manifest.priority,
     triggers: structuredClone(e.manifest.triggers),
     installedAt: new Date(e.row.installedAt).toISOString(),
-    lastError: e.lastError,
+    // A task failing call after call is reported while it still runs, not only once broken.
+    lastError: e.lastError ?? e.live?.runner.lastError ?? null,
+    limits: { requested: { ...e.manifest.limits }, granted: grantLimits(e.manifest.limits, caps) },
     metrics: {
       calls: e.counters.calls,
       failures: e.counters.failures,
       timeouts: e.counters.timeouts,
       rejected: e.counters.rejected,
       queueDepth: versions.reduce((sum, v) => sum + v.runner.queueDepth, 0),
+      running,
       cpuTimeMs: Math.round(cpu * 10) / 10,
       heapUsedBytes: e.live?.runner.sandboxMetrics().heapUsedBytes ?? 0,
     },

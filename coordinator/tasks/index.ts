@@ -1,5 +1,5 @@
 export { TaskService } from './task-service.js'
-export { TASK_SERVICE_DEFAULTS, type TaskServiceOptions, type TaskLimits } from './options.js'
+export { TASK_CAP_DEFAULTS, TASK_SERVICE_DEFAULTS, type TaskCaps, type TaskServiceOptions, type TaskLimits } from './options.js'
 export { TaskError, type TaskErrorCode } from './errors.js'
 export { RESTART_DEFAULTS, type RestartPolicy } from './restart-policy.js'
 export { MAX_PUBLISH_BYTES } from './host-api.js'

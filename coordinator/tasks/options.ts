@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../config/index.js'
 import type { Clock } from '../core/clock.js'
 import { InvalidArgumentError } from '../core/errors.js'
 import type { Logger } from '../core/log.js'
@@ -24,6 +25,8 @@ export interface TaskServiceOptions {
   drainTimeoutMs?: number
   /** Sized to the board (hardware profiles): installed tasks, and the isolate heap a manifest may ask for (MB). */
   limits?: TaskLimits
+  /** Ceilings on what a manifest's limits may ask (config `tasks.caps`); TASK_CAP_DEFAULTS otherwise. */
+  caps?: Partial<TaskCaps>
   /**
    * Digests whose files must survive pruning although no task row names them: bundles a
    * deployment has staged, and the previous set it may have to roll back to without network.
@@ -36,10 +39,39 @@ export interface TaskLimits {
   maxMemoryMb: number
 }
 
+/**
+ * A manifest's limits are requests: each is granted up to its cap (config `tasks.caps`).
+ * `maxConcurrent` is also the most global call slots one task holds at once; null means half of
+ * `maxConcurrentCalls` (at least 1), so one task never takes every slot.
+ */
+export interface TaskCaps {
+  maxConcurrent: number | null
+  queueSize: number
+  cpuMsPerCall: number
+  wallMsPerCall: number
+}
+
+/** The config's defaults, so a service built without a config (tests, tools) grants the same. */
+export const TASK_CAP_DEFAULTS: Readonly<TaskCaps> = Object.freeze({ ...DEFAULTS.tasks.caps })
+
+/** The caps in force, `maxConcurrent` resolved against the global slot count. */
+export type ResolvedCaps = { [K in keyof TaskCaps]: number }
+
 export const TASK_SERVICE_DEFAULTS = Object.freeze({ drainTimeoutMs: 10_000 })
+
+export function resolveCaps(opts: Pick<TaskServiceOptions, 'caps' | 'maxConcurrentCalls'>): ResolvedCaps {
+  const caps = { ...TASK_CAP_DEFAULTS, ...opts.caps }
+  return { ...caps, maxConcurrent: caps.maxConcurrent ?? Math.max(1, Math.floor(opts.maxConcurrentCalls / 2)) }
+}
 
 export function validateOptions(opts: TaskServiceOptions): void {
   if (!Number.isInteger(opts.maxConcurrentCalls) || opts.maxConcurrentCalls < 1) throw new InvalidArgumentError('maxConcurrentCalls must be an integer >= 1')
   if (!Number.isInteger(opts.maxBundleBytes) || opts.maxBundleBytes < 1) throw new InvalidArgumentError('maxBundleBytes must be an integer >= 1')
   if (opts.drainTimeoutMs !== undefined && !(opts.drainTimeoutMs >= 0)) throw new InvalidArgumentError('drainTimeoutMs must be >= 0')
+  const caps = resolveCaps(opts)
+  for (const [key, value] of Object.entries(caps)) {
+    if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`caps.${key} must be an integer >= 1, got ${String(value)}`)
+  }
+  if (caps.maxConcurrent > opts.maxConcurrentCalls) throw new InvalidArgumentError(`caps.maxConcurrent (${caps.maxConcurrent}) must be at most maxConcurrentCalls (${opts.maxConcurrentCalls})`)
+  if (caps.wallMsPerCall < caps.cpuMsPerCall) throw new InvalidArgumentError(`caps.wallMsPerCall (${caps.wallMsPerCall}) must be at least caps.cpuMsPerCall (${caps.cpuMsPerCall})`)
 }

@@ -2,6 +2,7 @@ import PQueue from 'p-queue'
 import type { Clock } from '../core/clock.js'
 import { ClosedError } from '../core/errors.js'
 import type { TaskEvent } from '../sandbox/index.js'
+import type { CallSlots } from './call-slots.js'
 import { describeError, queueFull, taskBroken } from './errors.js'
 import type { TaskLog } from './logs.js'
 import { FailureStreak, type RestartPolicy } from './restart-policy.js'
@@ -29,10 +30,11 @@ export const newCounters = (): TaskCounters => ({ calls: 0, failures: 0, timeout
 export interface RunnerOptions {
   task: string
   version: string
+  /** As granted (limits.ts grantLimits), not as the manifest asked. */
   limits: { maxConcurrent: number; queueSize: number }
-  /** Priority in the global queue; higher runs first. */
+  /** Priority for the global slots; higher runs first. */
   priority: number
-  global: PQueue
+  slots: CallSlots
   /** `onFault`: the sandbox's task code failed outside any call (see SandboxOptions.onFault). */
   createSandbox(onFault: (error: Error) => void): Promise<SandboxHandle>
   counters: TaskCounters
@@ -57,10 +59,11 @@ const codeOf = (err: unknown): string | undefined => {
 
 /**
  * Runs one version of one task: a per-task queue (maxConcurrent running, at most queueSize more
- * waiting; beyond that calls are refused, counted and logged) feeding the global queue shared by
- * all tasks. Failures follow the restart policy: a lost or repeatedly failing sandbox is rebuilt
- * after an exponential pause, and a long streak marks the runner broken. Waiting for a pause holds
- * only this task's slots, never a global one, so other tasks keep running.
+ * waiting; beyond that calls are refused, counted and logged) feeding the global call slots shared
+ * by all tasks (call-slots.ts: a fair share each). Failures follow the restart policy: a lost or
+ * repeatedly failing sandbox is rebuilt after an exponential pause, and a long streak marks the
+ * runner broken. Waiting for a pause holds only this task's slots, never a global one, so other
+ * tasks keep running.
  */
 export class TaskRunner {
   readonly version: string
@@ -151,7 +154,7 @@ export class TaskRunner {
     try {
       while (this.#pause !== undefined && this.#state === 'running') await this.#pause.promise
       const execute = (): Promise<unknown> => this.#execute(event, started)
-      return await (nested ? execute() : this.#o.global.add(execute, { priority: this.#o.priority, throwOnTimeout: true }))
+      return await (nested ? execute() : this.#o.slots.run(this.#o.task, this.#o.priority, execute))
     } finally {
       if (!started.value) this.#waiting--
     }

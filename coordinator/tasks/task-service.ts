@@ -1,12 +1,12 @@
-import PQueue from 'p-queue'
 import { ClosedError } from '../core/errors.js'
 import { checkDigest, type DecodedBundle, type TaskInfo, type TaskManifest } from '../protocol/index.js'
 import type { TaskEvent } from '../sandbox/index.js'
 import { BundleFiles } from './bundle-files.js'
+import { CallSlots } from './call-slots.js'
 import { newEntry, toTaskInfo, type TaskEntry } from './entry.js'
 import { describeError, notInvokable, taskBroken, taskNotFound, taskStopped } from './errors.js'
 import type { LogEntry } from './logs.js'
-import { TASK_SERVICE_DEFAULTS, validateOptions, type TaskServiceOptions } from './options.js'
+import { TASK_SERVICE_DEFAULTS, resolveCaps, validateOptions, type ResolvedCaps, type TaskServiceOptions } from './options.js'
 import { RESTART_DEFAULTS } from './restart-policy.js'
 import type { TaskRunner } from './runner.js'
 import { checkLimits } from './limits.js'
@@ -27,6 +27,8 @@ export class TaskService {
   readonly #store: TaskStore
   readonly #files: BundleFiles
   readonly #ctx: VersionContext
+  readonly #caps: ResolvedCaps
+  readonly #slots: CallSlots
   readonly #entries = new Map<string, TaskEntry>()
   readonly #serial = new KeyedSerial()
   /** Digests whose files are written but whose rows are not yet: pruning must spare them. */
@@ -41,9 +43,11 @@ export class TaskService {
     this.#drainMs = opts.drainTimeoutMs ?? TASK_SERVICE_DEFAULTS.drainTimeoutMs
     this.#store = new TaskStore(opts.db)
     this.#files = new BundleFiles(opts.bundleDir)
+    this.#caps = resolveCaps(opts)
+    this.#slots = new CallSlots(opts.maxConcurrentCalls, this.#caps.maxConcurrent)
     this.#ctx = {
       bus: opts.bus, shadows: opts.shadows, devices: opts.devices, store: this.#store,
-      global: new PQueue({ concurrency: opts.maxConcurrentCalls }),
+      slots: this.#slots, caps: this.#caps,
       restart: { ...RESTART_DEFAULTS, ...opts.restart }, clock: opts.clock, log: opts.log,
       invoke: (caller, target, payload) => this.#call(target, payload, caller, true),
       onBroken: (task, runner) => this.#onBroken(task, runner),
@@ -87,7 +91,7 @@ export class TaskService {
     return this.#exclusive(row.name, async () => {
       this.#store.put(row)
       await this.#restore(row, this.#entries.get(row.name))
-      return toTaskInfo(this.#require(row.name))
+      return this.#info(this.#require(row.name))
     })
   }
 
@@ -106,12 +110,12 @@ export class TaskService {
   stop(name: string): Promise<TaskInfo> {
     return this.#exclusive(name, async () => {
       const entry = this.#require(name)
-      if (entry.state === 'stopped') return toTaskInfo(entry)
+      if (entry.state === 'stopped') return this.#info(entry)
       this.#store.setDesired(name, 'stopped')
       entry.state = 'stopped'
       await this.#shutdown(entry)
       entry.log.lifecycle(entry.manifest.version, 'info', 'task stopped')
-      return toTaskInfo(entry)
+      return this.#info(entry)
     })
   }
 
@@ -119,7 +123,7 @@ export class TaskService {
   startTask(name: string): Promise<TaskInfo> {
     return this.#exclusive(name, async () => {
       const entry = this.#require(name)
-      if (entry.state === 'running') return toTaskInfo(entry)
+      if (entry.state === 'running') return this.#info(entry)
       try {
         this.#goLive(entry, await this.#loadStored(entry))
       } catch (err) {
@@ -129,7 +133,7 @@ export class TaskService {
       }
       this.#store.setDesired(name, 'running')
       entry.log.lifecycle(entry.manifest.version, 'info', 'task started')
-      return toTaskInfo(entry)
+      return this.#info(entry)
     })
   }
 
@@ -139,12 +143,12 @@ export class TaskService {
   }
 
   list(): TaskInfo[] {
-    return [...this.#entries.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map(toTaskInfo)
+    return [...this.#entries.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((e) => this.#info(e))
   }
 
   get(name: string): TaskInfo | undefined {
     const entry = this.#entries.get(name)
-    return entry === undefined ? undefined : toTaskInfo(entry)
+    return entry === undefined ? undefined : this.#info(entry)
   }
 
   /** Calls the task's handler with an `invoke` event; `caller` is passed on to it. */
@@ -166,7 +170,7 @@ export class TaskService {
     if (this.#o.limits !== undefined) checkLimits(manifest, existing === undefined ? this.#entries.size : null, this.#o.limits)
     // Without new overrides an upgrade keeps the operator's; `{}` resets them.
     const overrides = (config ?? existing?.row.config ?? {}) as Record<string, unknown>
-    if (existing?.state === 'running' && existing.row.digest === digest && sameJson(existing.row.config, overrides)) return toTaskInfo(existing)
+    if (existing?.state === 'running' && existing.row.digest === digest && sameJson(existing.row.config, overrides)) return this.#info(existing)
     const resolved = taskConfig(manifest, overrides)
     const row: TaskRow = {
       name: manifest.name, digest, signer: bundle.signer?.keyId ?? null, manifest: JSON.stringify(manifest),
@@ -185,7 +189,7 @@ export class TaskService {
       this.#entries.set(manifest.name, entry)
       this.#goLive(entry, live)
       entry.log.lifecycle(manifest.version, 'info', previous === undefined ? 'task installed' : 'task replaced', previous === undefined ? { digest } : { digest, previous })
-      return toTaskInfo(entry)
+      return this.#info(entry)
     } finally {
       this.#installing.splice(this.#installing.indexOf(digest), 1)
       await this.#prune()
@@ -290,6 +294,10 @@ export class TaskService {
     const entries = [...this.#entries.values()]
     await Promise.all(entries.map((e) => this.#shutdown(e)))
     await Promise.all(entries.flatMap((e) => [...e.retiring.values()]))
+  }
+
+  #info(entry: TaskEntry): TaskInfo {
+    return toTaskInfo(entry, this.#caps, this.#slots.held(entry.name))
   }
 
   #require(name: string): TaskEntry {

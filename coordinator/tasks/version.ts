@@ -1,13 +1,15 @@
-import type PQueue from 'p-queue'
 import type { Clock } from '../core/clock.js'
 import type { Logger } from '../core/log.js'
 import type { LocalBus } from '../broker/index.js'
 import { checkDigest, decodeBundle, resolveConfig, verifyBundleTrust, type DecodedBundle, type TaskManifest, type TrustPolicy } from '../protocol/index.js'
 import type { ShadowChangeListener } from '../shadow/index.js'
 import { TaskSandbox, type TaskEvent } from '../sandbox/index.js'
+import type { CallSlots } from './call-slots.js'
 import { configInvalid } from './errors.js'
 import { buildHostApi, type ShadowPort } from './host-api.js'
 import type { TaskLog } from './logs.js'
+import { grantLimits, trimmedLimits } from './limits.js'
+import type { ResolvedCaps } from './options.js'
 import { TaskGrants, type DeviceLookup } from './permissions.js'
 import type { RestartPolicy } from './restart-policy.js'
 import { TaskRunner, type TaskCounters } from './runner.js'
@@ -20,7 +22,9 @@ export interface VersionContext {
   shadows: ShadowPort & { onChange(listener: ShadowChangeListener): () => void }
   devices: DeviceLookup
   store: TaskStore
-  global: PQueue
+  slots: CallSlots
+  /** What a manifest's limits are granted up to. */
+  caps: ResolvedCaps
   restart: RestartPolicy
   clock: Clock
   log: Logger
@@ -88,13 +92,16 @@ export async function loadVersion(ctx: VersionContext, spec: VersionSpec): Promi
     store: ctx.store, log: spec.taskLog, invoke: (target, payload) => ctx.invoke(name, target, payload),
   })
   const sandboxLog = ctx.log.child({ task: name, version: manifest.version })
+  const limits = grantLimits(manifest.limits, ctx.caps)
+  const trimmed = trimmedLimits(manifest.limits, limits)
+  if (Object.keys(trimmed).length > 0) spec.taskLog.lifecycle(manifest.version, 'warn', 'limits granted below the request (tasks.caps)', trimmed)
   const runner = await TaskRunner.create({
-    task: name, version: manifest.version, limits: manifest.limits, priority: queuePriority(manifest), global: ctx.global,
+    task: name, version: manifest.version, limits, priority: queuePriority(manifest), slots: ctx.slots,
     counters: spec.counters, restart: ctx.restart, clock: ctx.clock, log: spec.taskLog,
     onBroken: (r) => ctx.onBroken(name, r),
     createSandbox: (onFault) => TaskSandbox.create({
       taskName: name, version: manifest.version, code, handler: manifest.handler, mode: manifest.mode,
-      limits: manifest.limits, host, config: spec.config, log: sandboxLog, onFault,
+      limits, host, config: spec.config, log: sandboxLog, onFault,
     }),
   })
   try {

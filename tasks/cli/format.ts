@@ -1,5 +1,5 @@
 /** How tasks, manifests and log lines read in a terminal. */
-import type { DeviceSelector, TaskInfo, TaskLogEntry, TaskManifest, TaskTrigger } from '../../coordinator/protocol/index.js'
+import type { DeviceSelector, TaskInfo, TaskLimits, TaskLogEntry, TaskManifest, TaskTrigger } from '../../coordinator/protocol/index.js'
 
 const selector = (d: DeviceSelector): string =>
   typeof d === 'string' ? d : Object.entries(d.attributes).map(([k, v]) => `${k}=${v}`).join(',')
@@ -44,7 +44,8 @@ export function describeManifest(m: TaskManifest): string[] {
 export function taskTable(tasks: readonly TaskInfo[]): string[] {
   const header = ['NAME', 'VERSION', 'STATE', 'MODE', 'CALLS', 'FAILED', 'QUEUE', 'DIGEST', 'SIGNER']
   const rows = tasks.map((t) => [
-    t.name, t.version, t.state, t.mode, String(t.metrics.calls), String(t.metrics.failures + t.metrics.timeouts),
+    // Timeouts are failures already (metrics.timeouts counts the subset): one failure, one count.
+    t.name, t.version, t.state, t.mode, String(t.metrics.calls), String(t.metrics.failures),
     String(t.metrics.queueDepth), t.digest.slice(0, 12), t.signer ?? 'unsigned',
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
@@ -61,10 +62,21 @@ export function describeTask(t: TaskInfo): string[] {
     `  mode       ${t.mode}, priority ${t.priority}`,
     `  triggers   ${describeTriggers(t.triggers)}`,
     `  installed  ${t.installedAt}`,
-    `  calls      ${m.calls} (failed ${m.failures}, timed out ${m.timeouts}, rejected ${m.rejected}), queued ${m.queueDepth}`,
+    `  limits     ${describeGranted(t.limits.requested, t.limits.granted)}`,
+    `  calls      ${m.calls} (failed ${m.failures}, of which timed out ${m.timeouts}; rejected ${m.rejected}), running ${m.running}, queued ${m.queueDepth}`,
     `  usage      cpu ${m.cpuTimeMs} ms, heap ${m.heapUsedBytes} bytes`,
     ...(t.lastError === null ? [] : [`  last error ${t.lastError}`]),
   ]
+}
+
+/** Granted limits, each trimmed one followed by what the manifest asked: `cpu 1000 ms/call (requested 60000)`. */
+function describeGranted(requested: TaskLimits, granted: TaskLimits): string {
+  const part = (key: keyof TaskLimits, label: string, unit: string): string =>
+    `${label} ${granted[key]}${unit}${granted[key] === requested[key] ? '' : ` (requested ${requested[key]})`}`
+  return [
+    part('memoryMb', 'memory', ' MB'), part('cpuMsPerCall', 'cpu', ' ms/call'), part('wallMsPerCall', 'wall', ' ms/call'),
+    part('maxConcurrent', 'concurrency', ''), part('queueSize', 'queue', ''),
+  ].join(', ')
 }
 
 /** `logs`: `time LEVEL message key=value ...`. */

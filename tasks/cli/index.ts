@@ -3,6 +3,7 @@
  * coordinator's local API: push, ls, show, rm, stop, start, invoke, logs, and dev (the watch loop).
  */
 import { Command, CommanderError } from 'commander'
+import { exitQuietlyOnClosedPipe } from '../../coordinator/cli/stdio.js'
 import { registerDev } from './dev.js'
 import { registerLocal } from './local.js'
 import { registerPack } from './pack.js'
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
 
 /** Runs the CLI; operational errors print one clear line (or the list of manifest errors) and exit 1. */
 export async function main(argv: readonly string[]): Promise<void> {
+  exitQuietlyOnClosedPipe()
   const program = buildProgram().exitOverride()
   try {
     await program.parseAsync(argv as string[])

@@ -1,8 +1,7 @@
 // Runs the benchmark figures in sequence, each in its own process (`npm run bench` builds first).
 //
 //   npm run bench                         every figure
-//   npm run bench -- broker               one figure (broker | shadow | startup | outbox | task-latency |
-//                                         task-throughput | task-memory | task-isolation | swarm | db-check), or several;
+//   npm run bench -- broker               one figure (a name in FIGURES below), or several;
 //                                         with no name: broker, shadow, startup
 //   npm run bench -- broker --runs 7      flags after the names go to the figure scripts
 //   npm run bench -- --out results.json   also write the figures' JSON lines to a file
@@ -38,6 +37,7 @@ const FIGURES = {
   'task-throughput': 'task-throughput.mjs',
   'task-memory': 'task-memory.mjs',
   'task-isolation': 'task-isolation.mjs',
+  'task-fairness': 'task-fairness.mjs',
   swarm: 'swarm.mjs',
   rollout: 'rollout.mjs',
   'db-check': 'db-check.mjs',

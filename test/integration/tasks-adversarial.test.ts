@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bundleDigest, keyId, type TaskInfo, type TaskManifestInput } from '../../coordinator/protocol/index.js'
 import type { LogEntry } from '../../coordinator/tasks/index.js'
 import { startDaemon, type Daemon } from '../helpers/daemon.js'
+import { edgeTaskOk } from '../helpers/edge-task.js'
 import { connect } from '../helpers/mqtt.js'
 import { bundle, echoBody, ed25519Keys, iife, manifest } from '../helpers/tasks.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -133,7 +134,8 @@ describe('adversarial bundles through the local API', () => {
 
   beforeAll(async () => {
     const config = {
-      tasks: { trustedKeys: [trusted.publicKeyPem], allowUnsigned: false, maxBundleBytes: MAX_BUNDLE_BYTES },
+      // Eight global call slots whatever the board, so one task's share (tasks.caps.maxConcurrent: half) is 4.
+      tasks: { trustedKeys: [trusted.publicKeyPem], allowUnsigned: false, maxBundleBytes: MAX_BUNDLE_BYTES, maxConcurrentCalls: 8 },
       auth: { anonymousPolicies: ['observer'] },
       policies: [{ name: 'observer', statements: [{ effect: 'allow', actions: ['subscribe'], resources: ['out/#'] }] }],
     }
@@ -246,6 +248,60 @@ describe('adversarial bundles through the local API', () => {
       const bare = new Set(runInNewContext('Object.getOwnPropertyNames(globalThis)') as string[])
       const extra = (found['globals'] as string[]).filter((g) => !bare.has(g)).sort()
       expect(extra).toEqual(['Atomics', 'SharedArrayBuffer', '__edgeTask', 'clearInterval', 'clearTimeout', 'setInterval', 'setTimeout'].filter((g) => !bare.has(g)).sort())
+    })
+  })
+
+  describe('a slot-hog task', () => {
+    // The most concurrency and CPU time a manifest can ask for, every call spinning until cut off.
+    const greedy = { memoryMb: 16, maxConcurrent: 64, cpuMsPerCall: 60_000, wallMsPerCall: 600_000, queueSize: 1 }
+    const hogBody = 'exports.handler = async () => { for (;;) {} }'
+    const taskInfo = async (name: string): Promise<TaskInfo> => (await (await fetch(`${api}/v1/tasks/${name}`)).json()) as TaskInfo
+
+    it('is granted the caps, not its request, and edge-task show prints both', async () => {
+      const reply = await post('/v1/tasks', signed(manifest('hog', { limits: greedy }), hogBody))
+      expect(reply.status).toBe(201)
+      // The defaults of tasks.caps: half the global slots, 1000 ms of CPU, 30 s of wall time per call.
+      const limits = { requested: greedy, granted: { memoryMb: 16, maxConcurrent: 4, cpuMsPerCall: 1000, wallMsPerCall: 30_000, queueSize: 1 } }
+      expect(reply.body['limits']).toEqual(limits)
+      const shown = await edgeTaskOk(['show', 'hog', '--coordinator', api], tmp.dir)
+      expect(shown).toContain('  limits     memory 16 MB, cpu 1000 ms/call (requested 60000), wall 30000 ms/call (requested 600000), concurrency 4 (requested 64), queue 1\n')
+      expect((JSON.parse(await edgeTaskOk(['show', 'hog', '--json', '--coordinator', api], tmp.dir)) as TaskInfo).limits).toEqual(limits)
+    })
+
+    it('holds no more than its share while the good task loses no call, and ends broken with the reason', async () => {
+      let peak = 0
+      const replies = await whileServing(async () => {
+        const calls = Array.from({ length: 64 }, (_, i) => invoke('hog', i))
+        for (;;) {
+          const info = await taskInfo('hog')
+          peak = Math.max(peak, info.metrics.running)
+          if (info.state === 'broken') break
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+        return Promise.all(calls)
+      })
+      expect(peak).toBeGreaterThan(0)
+      expect(peak).toBeLessThanOrEqual(4)
+      const timedOut = replies.filter((r) => r.body['code'] === 'COORD_SANDBOX_TIMEOUT')
+      expect(timedOut).toHaveLength(5)
+      for (const r of timedOut) expect(r).toMatchObject({ status: 504, body: { message: 'task hog@1.0.0: handler "handler" exceeded its CPU time limit of 1000 ms' } })
+      // Beyond its granted queue the hog's calls were refused; those accepted after the streak began found it broken.
+      const others = new Set(replies.filter((r) => r.body['code'] !== 'COORD_SANDBOX_TIMEOUT').map((r) => `${r.status} ${String(r.body['code'])}`))
+      expect([...others].filter((o) => !['429 COORD_TASK_QUEUE_FULL', '409 COORD_TASK_BROKEN', '503 COORD_SANDBOX_DISPOSED'].includes(o))).toEqual([])
+      expect(await taskInfo('hog')).toMatchObject({
+        state: 'broken',
+        lastError: 'COORD_SANDBOX_TIMEOUT: task hog@1.0.0: handler "handler" exceeded its CPU time limit of 1000 ms',
+        metrics: { failures: 5, timeouts: 5, running: 0 },
+      })
+      expect(await taskInfo('good')).toMatchObject({ state: 'running', metrics: { failures: 0, rejected: 0 } })
+    }, 60_000)
+
+    it('edge-task ls counts each of its failures once', async () => {
+      const table = await edgeTaskOk(['ls', '--coordinator', api], tmp.dir)
+      const [header, ...rows] = table.trim().split('\n').map((line) => line.split(/\s+/))
+      const row = rows.find((r) => r[0] === 'hog')
+      expect(row?.[header?.indexOf('FAILED') ?? -1]).toBe('5')
+      expect(row?.[header?.indexOf('STATE') ?? -1]).toBe('broken')
     })
   })
 

@@ -125,3 +125,77 @@ describe('task scheduling and failure handling', () => {
     await eventually(() => h.service.get('app')?.metrics.queueDepth === 0)
   })
 })
+
+describe('fair scheduling: manifest limits are requests, granted up to tasks.caps', () => {
+  let h: TaskHarness
+  // Four global slots, so a task may hold at most two (half, the default share).
+  beforeEach(async () => {
+    h = await taskHarness({ maxConcurrentCalls: 4, caps: { cpuMsPerCall: 200, wallMsPerCall: 1000, queueSize: 3 } })
+  })
+  afterEach(async () => {
+    await h.close()
+  })
+
+  const greedy = { maxConcurrent: 64, cpuMsPerCall: 60_000, wallMsPerCall: 600_000 }
+  const spinBody = `exports.handler = async (event) => { if (event.payload === 'spin') for (;;) {} return event.payload }`
+
+  it('keeps a slot-hog to its share while a well-behaved task loses no call, and marks the hog broken with the reason', async () => {
+    await h.service.install(bundle(manifest('hog', { limits: greedy }), 'exports.handler = async () => { for (;;) {} }'))
+    await h.service.install(bundle(manifest('good'), echoBody))
+    const hogCalls = Array.from({ length: 64 }, (_, i) => h.service.invoke('hog', i).then(() => 'ok', (e: { code: string }) => e.code))
+    const broken = eventually(() => h.service.get('hog')?.state === 'broken', 20_000, 'the hog to be marked broken')
+    let peak = 0
+    let served = 0
+    let done = false
+    void broken.finally(() => {
+      done = true
+    })
+    while (!done) {
+      await expect(h.service.invoke('good', served)).resolves.toMatchObject({ payload: served })
+      peak = Math.max(peak, h.service.get('hog')?.metrics.running ?? 0)
+      served++
+    }
+    await broken
+    expect(served).toBeGreaterThan(0)
+    expect(peak).toBe(2)
+    // The granted queue (2 running + 3 waiting) accepted five calls; each ran into the granted CPU limit.
+    expect(await Promise.all(hogCalls)).toEqual([...Array<string>(5).fill('COORD_SANDBOX_TIMEOUT'), ...Array<string>(59).fill('COORD_TASK_QUEUE_FULL')])
+    expect(h.service.get('hog')).toMatchObject({
+      state: 'broken',
+      lastError: 'COORD_SANDBOX_TIMEOUT: task hog@1.0.0: handler "handler" exceeded its CPU time limit of 200 ms',
+      limits: { requested: { maxConcurrent: 64, cpuMsPerCall: 60_000, wallMsPerCall: 600_000 }, granted: { maxConcurrent: 2, cpuMsPerCall: 200, wallMsPerCall: 1000 } },
+      metrics: { calls: 5, failures: 5, timeouts: 5, rejected: 59, running: 0 },
+    })
+    expect(h.service.get('good')).toMatchObject({ state: 'running', metrics: { failures: 0, rejected: 0 } })
+  })
+
+  it('reports a task that runs into its limit as failing while it still runs, with the granted limit', async () => {
+    await h.service.install(bundle(manifest('sometimes', { limits: greedy }), spinBody))
+    await expect(h.service.invoke('sometimes', 'spin')).rejects.toMatchObject({ code: 'COORD_SANDBOX_TIMEOUT' })
+    const failing = {
+      state: 'running',
+      lastError: 'COORD_SANDBOX_TIMEOUT: task sometimes@1.0.0: handler "handler" exceeded its CPU time limit of 200 ms',
+      metrics: { calls: 1, failures: 1, timeouts: 1 },
+    }
+    expect(h.service.get('sometimes')).toMatchObject(failing)
+    // A later success ends the failure streak; the last failure stays on record.
+    await expect(h.service.invoke('sometimes', 'fine')).resolves.toBe('fine')
+    expect(h.service.get('sometimes')).toMatchObject({ ...failing, metrics: { calls: 2, failures: 1 } })
+  })
+
+  it('grants limits above the caps at the caps, logs what it trimmed, and keeps requests within them', async () => {
+    const info = await h.service.install(bundle(manifest('greedy', { limits: { ...greedy, queueSize: 100_000 } }), echoBody))
+    expect(info.limits).toEqual({
+      requested: { memoryMb: 32, cpuMsPerCall: 60_000, wallMsPerCall: 600_000, maxConcurrent: 64, queueSize: 100_000 },
+      granted: { memoryMb: 32, cpuMsPerCall: 200, wallMsPerCall: 1000, maxConcurrent: 2, queueSize: 3 },
+    })
+    const trimmed = h.service.logs('greedy', 100).find((e) => e.msg === 'limits granted below the request (tasks.caps)')
+    expect(trimmed?.fields).toEqual({
+      cpuMsPerCall: { requested: 60_000, granted: 200 }, wallMsPerCall: { requested: 600_000, granted: 1000 },
+      maxConcurrent: { requested: 64, granted: 2 }, queueSize: { requested: 100_000, granted: 3 },
+    })
+    const modest = await h.service.install(bundle(manifest('modest', { limits: { queueSize: 3, wallMsPerCall: 1000 } }), echoBody))
+    expect(modest.limits.granted).toEqual(modest.limits.requested)
+    expect(h.service.logs('modest', 100).map((e) => e.msg)).not.toContain('limits granted below the request (tasks.caps)')
+  })
+})

@@ -46,6 +46,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ overrides: { store: { synchronous: 'fast' } } })).toThrow(/store\.synchronous: .*"full"\|"normal"/)
   })
 
+  it('checks tasks.caps against each other and the global slots, naming the key', () => {
+    expect(loadConfig().tasks.caps).toEqual({ maxConcurrent: null, queueSize: 5000, cpuMsPerCall: 1000, wallMsPerCall: 30_000 })
+    expect(() => loadConfig({ overrides: { tasks: { maxConcurrentCalls: 2, caps: { maxConcurrent: 4 } } } }))
+      .toThrow(/tasks\.caps\.maxConcurrent: expected at most tasks\.maxConcurrentCalls \(2\), got 4/)
+    expect(() => loadConfig({ overrides: { tasks: { caps: { cpuMsPerCall: 2000, wallMsPerCall: 1000 } } } }))
+      .toThrow(/tasks\.caps\.wallMsPerCall: expected at least tasks\.caps\.cpuMsPerCall \(2000\), got 1000/)
+    expect(() => loadConfig({ overrides: { tasks: { caps: { queueSize: 0 } } } })).toThrow(/tasks\.caps\.queueSize: .*>=1/)
+  })
+
   it('refuses unknown keys, naming them', () => {
     expect(() => loadConfig({ overrides: { shadows: {} } })).toThrow(/\(root\): unknown key\(s\) 'shadows'/)
     expect(() => loadConfig({ overrides: { listeners: { mqtt: { prot: 1 } } } })).toThrow(/listeners\.mqtt: unknown key\(s\) 'prot'/)

@@ -1,8 +1,8 @@
-import PQueue from 'p-queue'
 import { describe, expect, it, vi } from 'vitest'
 import { systemClock } from '../../../coordinator/core/clock.js'
 import { silentLogger } from '../../../coordinator/core/log.js'
 import type { TaskEvent } from '../../../coordinator/sandbox/index.js'
+import { CallSlots } from '../../../coordinator/tasks/call-slots.js'
 import { TaskLog } from '../../../coordinator/tasks/logs.js'
 import { TaskRunner, newCounters, type RunnerOptions, type SandboxHandle } from '../../../coordinator/tasks/runner.js'
 
@@ -44,7 +44,7 @@ function options(behave: Behaviour | Behaviour[], more: Partial<RunnerOptions> =
   return {
     sandboxes,
     task: 't', version: '1.0.0', limits: { maxConcurrent: 1, queueSize: 10 }, priority: 1,
-    global: new PQueue({ concurrency: 4 }), counters: newCounters(),
+    slots: new CallSlots(4, 4), counters: newCounters(),
     restart: { initialBackoffMs: 10, maxBackoffMs: 100, brokenAfter: 4, windowMs: 60_000 },
     clock: systemClock, log: new TaskLog('t', silentLogger(), systemClock), onBroken: vi.fn(),
     createSandbox: async () => {
@@ -86,12 +86,12 @@ describe('TaskRunner queueing', () => {
   })
 
   it('gives control calls the global slots before bulk calls queued earlier', async () => {
-    const global = new PQueue({ concurrency: 1 })
+    const slots = new CallSlots(1, 1)
     const order: string[] = []
     const gate = deferred()
-    const blocker = await TaskRunner.create(options(async () => gate.promise, { global }))
-    const bulk = await TaskRunner.create(options(async () => void order.push('bulk'), { global, priority: 0 }))
-    const control = await TaskRunner.create(options(async () => void order.push('control'), { global, priority: 2 }))
+    const blocker = await TaskRunner.create(options(async () => gate.promise, { slots, task: 'blocker' }))
+    const bulk = await TaskRunner.create(options(async () => void order.push('bulk'), { slots, priority: 0, task: 'bulk' }))
+    const control = await TaskRunner.create(options(async () => void order.push('control'), { slots, priority: 2, task: 'control' }))
     const held = blocker.call(invoke(0))
     await new Promise((r) => setTimeout(r, 5))
     const queued = [bulk.call(invoke(1)), control.call(invoke(2))]
@@ -102,10 +102,10 @@ describe('TaskRunner queueing', () => {
   })
 
   it('runs a nested call (one task invoking another) without waiting for a global slot', async () => {
-    const global = new PQueue({ concurrency: 1 })
+    const slots = new CallSlots(1, 1)
     const gate = deferred()
-    const caller = await TaskRunner.create(options(async () => gate.promise, { global }))
-    const callee = await TaskRunner.create(options(ok, { global }))
+    const caller = await TaskRunner.create(options(async () => gate.promise, { slots, task: 'caller' }))
+    const callee = await TaskRunner.create(options(ok, { slots, task: 'callee' }))
     const held = caller.call(invoke(0))
     await new Promise((r) => setTimeout(r, 5))
     await expect(callee.call(invoke('inner'), true)).resolves.toBe('inner')
@@ -238,13 +238,13 @@ describe('TaskRunner failures', () => {
   })
 
   it('pauses without holding a global slot, so other tasks keep running', async () => {
-    const global = new PQueue({ concurrency: 1 })
+    const slots = new CallSlots(1, 1)
     let failures = 2
     const flaky = await TaskRunner.create(options(async (e) => {
       if (failures-- > 0) throw coded('COORD_SANDBOX_THREW')
       return ok(e, undefined as never)
-    }, { global, restart: { initialBackoffMs: 300, maxBackoffMs: 300, brokenAfter: 5, windowMs: 60_000 } }))
-    const other = await TaskRunner.create(options(ok, { global }))
+    }, { slots, task: 'flaky', restart: { initialBackoffMs: 300, maxBackoffMs: 300, brokenAfter: 5, windowMs: 60_000 } }))
+    const other = await TaskRunner.create(options(ok, { slots, task: 'other' }))
     await codeOf(flaky.call(invoke(1)))
     await codeOf(flaky.call(invoke(2)))
     const waiting = flaky.call(invoke(3))
