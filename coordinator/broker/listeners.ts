@@ -64,8 +64,10 @@ export async function listenTls(at: ListenAddress, tls: TlsMaterial, handle: Con
     rejectUnauthorized: false,
     minVersion: 'TLSv1.2',
   }, (socket) => handle(socket.setNoDelay(true)))
+  // With a listener here, Node leaves closing the failed socket to it.
   server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
     if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') bounds.onTimeout?.('mqtts', socket.remoteAddress)
+    socket.destroy()
   })
   return started('mqtts', server, at)
 }
