@@ -83,13 +83,24 @@ async function byToken(client: Client, token: string, opts: IdentityOptions): Pr
   const waitMs = opts.tokenThrottle?.admit(keys) ?? null
   if (waitMs !== null) throw new ThrottledRefusal(clientId, address, waitMs)
   const device = opts.findDevice(clientId)
-  const ok = await verifyToken(token, device?.tokenHash ?? null)
+  const ok = await derivedCheck(opts.tokenThrottle, () => verifyToken(token, device?.tokenHash ?? null))
+  if (ok === undefined) {
+    opts.tokenThrottle?.release(keys)
+    throw new ThrottledRefusal(clientId, address, 1000)
+  }
   const started = opts.tokenThrottle?.settle(keys, ok, [`id:${clientId}`]) ?? []
   if (started.length > 0) opts.onBackoff?.(clientId, address, started)
   // Re-read: the device may have been removed or re-issued while scrypt ran.
   const current = opts.findDevice(clientId)
   if (!ok || current === undefined || current.tokenHash !== device?.tokenHash) throw new AuthRefusal(4, `bad token for '${clientId}'`)
   return { principal: principalOf(current), method: 'token', credential: current.tokenHash }
+}
+
+/** The check's answer, or undefined when every derivation slot and its queue are taken. */
+async function derivedCheck(throttle: TokenThrottle | undefined, check: () => Promise<boolean>): Promise<boolean | undefined> {
+  if (throttle === undefined) return check()
+  const result = await throttle.inSlot(check)
+  return result.ran ? result.value : undefined
 }
 
 /** Whether an authenticated client's device is still registered with the credential it used. */

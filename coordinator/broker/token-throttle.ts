@@ -12,7 +12,15 @@ export interface TokenBackoff {
   baseMs: number
   /** The longest wait; a key idle that long after its wait ended is forgotten. */
   maxMs: number
+  /**
+   * Checks derived at once across all clients. Each keeps a core busy; the event loop (and every
+   * other device) needs the rest. Checks beyond it wait, at most 32 per slot, and the ones past that are refused.
+   */
+  maxConcurrentChecks: number
 }
+
+/** Checks that may wait for a slot, per slot. */
+const QUEUED_PER_SLOT = 32
 
 /** Keys tracked at most (the oldest are forgotten first), so random client ids cannot grow the map without end. */
 const MAX_TRACKED = 4096
@@ -36,6 +44,8 @@ export class TokenThrottle {
   readonly #opts: TokenBackoff
   readonly #now: () => number
   readonly #keys = new Map<string, KeyState>()
+  #running = 0
+  readonly #waiting: Array<() => void> = []
   /** Checks refused without being derived, and checks that failed. */
   throttled = 0
   failed = 0
@@ -86,6 +96,38 @@ export class TokenThrottle {
       started.push({ key, failures: state.failures, waitMs })
     }
     return started
+  }
+
+  /**
+   * Runs `check` when a derivation slot is free. False (and `check` is not run) when the queue is
+   * full: the caller refuses the attempt as throttled.
+   */
+  async inSlot<T>(check: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }> {
+    if (this.#running >= this.#opts.maxConcurrentChecks) {
+      if (this.#waiting.length >= QUEUED_PER_SLOT * this.#opts.maxConcurrentChecks) {
+        this.throttled++
+        return { ran: false }
+      }
+      await new Promise<void>((resolve) => this.#waiting.push(resolve))
+    } else {
+      this.#running++
+    }
+    try {
+      return { ran: true, value: await check() }
+    } finally {
+      // The slot passes straight to the next waiter, so #running stays counted for it.
+      const next = this.#waiting.shift()
+      if (next === undefined) this.#running--
+      else next()
+    }
+  }
+
+  /** Ends an admitted check that never ran (no slot): neither a failure nor a success. */
+  release(keys: readonly string[]): void {
+    for (const key of keys) {
+      const state = this.#keys.get(key)
+      if (state !== undefined) state.pending = Math.max(0, state.pending - 1)
+    }
   }
 
   #waitOf(key: string, now: number): number {

@@ -101,6 +101,8 @@ export const brokerLimitsShape = {
     freeFailures: z.number().int().min(1).max(1000),
     baseMs: z.number().int().min(1).max(3_600_000),
     maxMs: z.number().int().min(1).max(86_400_000),
+    /** Token checks (scrypt, a core each) running at once; others wait (32 per slot), beyond that are refused. */
+    maxConcurrentChecks: z.number().int().min(1).max(64),
   }).strict().refine((b) => b.maxMs >= b.baseMs, { message: 'maxMs must be at least baseMs', path: ['maxMs'] }),
 }
 
@@ -110,7 +112,7 @@ export const BROKER_LIMIT_DEFAULTS = {
   maxSubscriptionsPerClient: 100,
   maxQueuedPerClient: 1000,
   maxInflightPerClient: 100,
-  tokenBackoff: { freeFailures: 5, baseMs: 1000, maxMs: 60_000 },
+  tokenBackoff: { freeFailures: 5, baseMs: 1000, maxMs: 60_000, maxConcurrentChecks: 1 },
 }
 
 export type BrokerLimits = z.infer<z.ZodObject<typeof brokerLimitsShape>>

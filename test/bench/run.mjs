@@ -2,7 +2,7 @@
 //
 //   npm run bench                         every figure
 //   npm run bench -- broker               one figure (broker | shadow | startup | outbox | task-latency |
-//                                         task-throughput | task-memory | task-isolation | swarm), or several;
+//                                         task-throughput | task-memory | task-isolation | swarm | token-flood), or several;
 //                                         with no name: broker, shadow, startup
 //   npm run bench -- broker --runs 7      flags after the names go to the figure scripts
 //   npm run bench -- --out results.json   also write the figures' JSON lines to a file
@@ -40,6 +40,7 @@ const FIGURES = {
   'task-isolation': 'task-isolation.mjs',
   swarm: 'swarm.mjs',
   rollout: 'rollout.mjs',
+  'token-flood': 'token-flood.mjs',
 }
 /**
  * Run by default; the others only when named (outbox: the cloud link's figure, owned elsewhere;

@@ -4,7 +4,7 @@ import { TokenThrottle } from '../../../coordinator/broker/token-throttle.js'
 describe('TokenThrottle', () => {
   const setup = (): { throttle: TokenThrottle; advance(ms: number): void } => {
     let now = 1_000_000
-    const throttle = new TokenThrottle({ freeFailures: 2, baseMs: 1000, maxMs: 8000 }, () => now)
+    const throttle = new TokenThrottle({ freeFailures: 2, baseMs: 1000, maxMs: 8000, maxConcurrentChecks: 1 }, () => now)
     return { throttle, advance: (ms) => { now += ms } }
   }
   const fail = (t: TokenThrottle, keys: string[]): ReturnType<TokenThrottle['settle']> => {
@@ -52,5 +52,19 @@ describe('TokenThrottle', () => {
     advance(1000 + 8000)
     expect(throttle.admit(['id:a'])).toBeNull()
     expect(throttle.settle(['id:a'], false)).toEqual([])
+  })
+
+  it('derives one check per slot at a time, queues 32 per slot and refuses the rest', async () => {
+    const { throttle } = setup()
+    const releases: Array<() => void> = []
+    const check = (): Promise<boolean> => new Promise((resolve) => releases.push(() => resolve(false)))
+    const results = Array.from({ length: 34 }, () => throttle.inSlot(check))
+    expect(await results[33]).toEqual({ ran: false })
+    expect(releases).toHaveLength(1)
+    for (let i = 0; i < 33; i++) {
+      releases[i]?.()
+      await results[i]
+    }
+    expect(releases).toHaveLength(33)
   })
 })
