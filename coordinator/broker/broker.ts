@@ -42,6 +42,8 @@ export interface LocalBus {
   subscribe(filter: string, handler: MessageHandler): Promise<() => Promise<void>>
 }
 
+/** The longest a throttled CONNECT waits for its refusal. */
+const THROTTLED_CONNACK_DELAY_MS = 1000
 /** aedes' error for a connection whose CONNECT did not arrive within `connectTimeout`. */
 const CONNECT_TIMEOUT_MESSAGE = 'connect did not arrive in time'
 /** ws' error code for a message over `maxPayload` (the listener sets it to maxPacketBytes). */
@@ -182,10 +184,17 @@ export class Broker implements LocalBus {
         done(Object.assign(new Error('server unavailable'), { returnCode: 3 }), false)
         return
       }
-      // A flood of throttled attempts is summarised by #logBackoff, not logged one by one.
-      if (err instanceof ThrottledRefusal) this.#log.debug({ [K.clientId]: client.id, reason: err.message }, 'connection refused')
-      else this.#log.warn({ [K.clientId]: client.id, reason: err.message }, 'connection refused')
-      done(Object.assign(new Error(err.message), { returnCode: err.returnCode }), false)
+      const refuse = (): void => done(Object.assign(new Error(err.message), { returnCode: err.returnCode }), false)
+      if (!(err instanceof ThrottledRefusal)) {
+        this.#log.warn({ [K.clientId]: client.id, reason: err.message }, 'connection refused')
+        refuse()
+        return
+      }
+      // A flood of throttled attempts is summarised by #logBackoff, not logged one by one, and each
+      // is answered late: a client that reconnects at once then costs a connection per second, not
+      // hundreds. aedes ignores the answer if the client has gone meanwhile.
+      this.#log.debug({ [K.clientId]: client.id, reason: err.message }, 'connection refused')
+      setTimeout(refuse, Math.min(err.waitMs, THROTTLED_CONNACK_DELAY_MS)).unref()
     })
   }
 

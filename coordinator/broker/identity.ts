@@ -34,6 +34,9 @@ export class AuthRefusal extends Error {
   }
 }
 
+/** What a client refused because every token-check slot and its queue were taken is told to wait. */
+const BUSY_RETRY_MS = 1000
+
 /** A token check refused unchecked because its client id or address is backing off. */
 export class ThrottledRefusal extends AuthRefusal {
   constructor(readonly clientId: string, readonly address: string, readonly waitMs: number) {
@@ -86,7 +89,7 @@ async function byToken(client: Client, token: string, opts: IdentityOptions): Pr
   const ok = await derivedCheck(opts.tokenThrottle, () => verifyToken(token, device?.tokenHash ?? null))
   if (ok === undefined) {
     opts.tokenThrottle?.release(keys)
-    throw new ThrottledRefusal(clientId, address, 1000)
+    throw new ThrottledRefusal(clientId, address, BUSY_RETRY_MS)
   }
   const started = opts.tokenThrottle?.settle(keys, ok, [`id:${clientId}`]) ?? []
   if (started.length > 0) opts.onBackoff?.(clientId, address, started)

@@ -3,7 +3,9 @@
 //
 //   node --no-node-snapshot bin/edge-coordinator.js start --config TMP/config.json --data-dir TMP/data (ports 0)
 //   node --no-node-snapshot test/bench/token-flood.mjs [--attempts 300] [--concurrency 50] [--addresses 60]
-//        [--baseline-probes 30] [--rounds 3]
+//        [--baseline-probes 30] [--rounds 3] [--against DIR]
+// --against DIR: also runs every phase, alternating with this build, against the daemon of another
+// built checkout (e.g. `git worktree add --detach /tmp/main main` + `npm run build` there).
 //
 // Three phases, alternated over --rounds rounds in one run, against the same daemon:
 //   baseline         no flood: the probes alone
@@ -24,7 +26,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
 import {
-  arg, fmtInt, machine, numArg, parseJsonLine, percentile, printResult, printTable, round, runMain, spawnTracked, stopChild, tempDir, waitForLine,
+  ROOT, arg, fmtInt, machine, numArg, parseJsonLine, percentile, printResult, printTable, round, runMain, spawnTracked, stopChild, tempDir, waitForLine,
 } from './lib.mjs'
 
 const ATTEMPTS = numArg('attempts', 300)
@@ -32,7 +34,6 @@ const CONCURRENCY = numArg('concurrency', 50)
 const ADDRESSES = numArg('addresses', 60)
 const BASELINE_PROBES = numArg('baseline-probes', 30)
 const ROUNDS = numArg('rounds', 3)
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'edge-coordinator.js')
 const SELF = fileURLToPath(import.meta.url)
 const CERT_DEVICE = 'bench-cert-1'
 const TOKEN_DEVICE = 'bench-token-1'
@@ -155,71 +156,91 @@ async function measure(endpoints, creds, until, minProbes) {
 
 const stats = (ms) => ({ n: ms.length, p50: round(percentile(ms, 50), 1), p99: round(percentile(ms, 99), 1), max: round(Math.max(...ms), 1) })
 
-async function main() {
-  const tmp = tempDir('edge-bench-token-flood-')
-  const dataDir = join(tmp.dir, 'data')
-  const cli = (args) => execFileSync(process.execPath, ['--no-node-snapshot', BIN, ...args, '--data-dir', dataDir], { encoding: 'utf8' })
+/** A coordinator daemon built from `root` (this checkout, or --against), with its two devices registered. */
+async function startDaemon(root, tmp, name) {
+  const bin = join(root, 'bin', 'edge-coordinator.js')
+  const dataDir = join(tmp.dir, name)
+  const cli = (args) => execFileSync(process.execPath, ['--no-node-snapshot', bin, ...args, '--data-dir', dataDir], { encoding: 'utf8' })
   cli(['devices', 'add', CERT_DEVICE])
   const tokenOut = cli(['devices', 'add', TOKEN_DEVICE, '--token', '--no-cert'])
   if (!/token:\s+\S+/.test(tokenOut)) throw new Error('devices add --token printed no token')
   const dir = join(dataDir, 'devices', CERT_DEVICE)
   const creds = { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')), ca: readFileSync(join(dir, 'ca.pem')) }
-  const configFile = join(tmp.dir, 'config.json')
+  const configFile = join(tmp.dir, `${name}.json`)
   writeFileSync(configFile, JSON.stringify({ auth: { allowAnonymousLoopback: false }, shadow: { maxRequestsPerSecondPerThing: 0 } }))
-
-  const child = spawnTracked(process.execPath, ['--no-node-snapshot', '--max-semi-space-size=4', BIN, 'start', '--config', configFile, '--data-dir', dataDir,
+  const child = spawnTracked(process.execPath, ['--no-node-snapshot', '--max-semi-space-size=4', bin, 'start', '--config', configFile, '--data-dir', dataDir,
     '--mqtt-port', '0', '--mqtts-port', '0', '--ws-port', '0', '--http-port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] })
   const ready = await waitForLine(child.stdout, (line) => {
     const msg = parseJsonLine(line)
     return msg?.msg === 'coordinator ready' ? msg : undefined
-  }, 30_000, 'coordinator ready')
+  }, 30_000, `${name} coordinator ready`)
   const warnings = []
   child.stdout.on('data', (b) => { for (const l of b.toString().split('\n')) { const m = parseJsonLine(l); if (m) warnings.push(m.msg) } })
-  const { endpoints } = ready
-
   // Warm-up: TLS session caches, JIT, the shadow row.
-  for (let i = 0; i < 5; i++) await probeOnce(endpoints.mqtts.port, creds)
+  for (let i = 0; i < 5; i++) await probeOnce(ready.endpoints.mqtts.port, creds)
+  return { name, endpoints: ready.endpoints, creds, child, warnings }
+}
 
-  // Rounds alternate the phases, so a change in the machine's other load hits them all alike.
-  const phases = { baseline: [], oneAddress: [], spread: [] }
-  for (let round = 0; round < ROUNDS; round++) {
-    phases.baseline.push(await measure(endpoints, creds, Promise.resolve({ codes: {}, ms: 0 }), BASELINE_PROBES))
-    phases.oneAddress.push(await measure(endpoints, creds, flood(endpoints.mqtt.port, 'oneAddress'), 10))
-    phases.spread.push(await measure(endpoints, creds, flood(endpoints.mqtt.port, 'spread'), 10))
+const PHASES = ['baseline', 'oneAddress', 'spread']
+
+async function main() {
+  const tmp = tempDir('edge-bench-token-flood-')
+  const against = arg('against', undefined)
+  const daemons = [await startDaemon(ROOT, tmp, 'this')]
+  if (against !== undefined) daemons.push(await startDaemon(against, tmp, 'against'))
+
+  // Rounds alternate the phases (and the daemons), so a change in the machine's other load hits them all alike.
+  const runs = Object.fromEntries(daemons.map((d) => [d.name, Object.fromEntries(PHASES.map((p) => [p, []]))]))
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const d of daemons) {
+      runs[d.name].baseline.push(await measure(d.endpoints, d.creds, Promise.resolve({ codes: {}, ms: 0 }), BASELINE_PROBES))
+      runs[d.name].oneAddress.push(await measure(d.endpoints, d.creds, flood(d.endpoints.mqtt.port, 'oneAddress'), 10))
+      runs[d.name].spread.push(await measure(d.endpoints, d.creds, flood(d.endpoints.mqtt.port, 'spread'), 10))
+    }
   }
-  await stopChild(child)
+  for (const d of daemons) await stopChild(d.child)
 
-  const merged = Object.fromEntries(Object.entries(phases).map(([name, runs]) => [name, {
-    probes: runs.flatMap((r) => r.probes),
-    health: runs.flatMap((r) => r.health),
-    floodMs: runs.map((r) => r.result.ms),
-    codes: runs.reduce((acc, r) => { for (const [k, v] of Object.entries(r.result.codes)) acc[k] = (acc[k] ?? 0) + v; return acc }, {}),
+  const figures = {}
+  for (const d of daemons) figures[d.name] = summarize(runs[d.name])
+  const label = { baseline: 'baseline (no flood)', oneAddress: 'flood, 1 address', spread: `flood, ${ADDRESSES} addresses` }
+  const daemonLabel = { this: 'this build', against: `--against ${against}` }
+  process.stdout.write(`Figure "token-flood": ${ATTEMPTS} wrong-token CONNECTs at concurrency ${CONCURRENCY}, ${ROUNDS} rounds; probe = mTLS connect + shadow get + disconnect\n`)
+  printTable('latency under a wrong-token flood (ms; x base = p99 / the same daemon\'s no-flood p99)',
+    ['daemon', 'phase', 'probes', 'probe p50', 'probe p99', 'x base', '/healthz p50', '/healthz p99', 'x base', 'flood ms/round', 'attempts/s', 'CONNACK codes'],
+    daemons.flatMap((d) => PHASES.map((phase) => {
+      const f = figures[d.name][phase]
+      return [daemonLabel[d.name], label[phase], fmtInt(f.probe.n), f.probe.p50, f.probe.p99, f.probeP99Ratio, f.health.p50, f.health.p99, f.healthP99Ratio,
+        f.flood === null ? '' : fmtInt(f.flood.msPerRound), f.flood === null ? '' : fmtInt(f.flood.perSec), f.flood === null ? '' : JSON.stringify(f.flood.connackCodes)]
+    })))
+  const ours = Object.values(figures.this)
+  process.stdout.write(`targets (this build): probe p99 < 100 ms (${ours.every((f) => f.probe.p99 < 100) ? 'met' : 'NOT met'}), ` +
+    `/healthz p99 < 50 ms (${ours.every((f) => f.health.p99 < 50) ? 'met' : 'NOT met'})\n`)
+  for (const d of daemons) process.stdout.write(`${daemonLabel[d.name]} log lines: ${JSON.stringify(countBy(d.warnings))}\n`)
+  printResult({ figure: 'token-flood', machine: machine(), params: { attempts: ATTEMPTS, concurrency: CONCURRENCY, addresses: ADDRESSES, rounds: ROUNDS, baselineProbes: BASELINE_PROBES, against: against ?? null }, figures })
+  tmp.remove()
+}
+
+function summarize(phases) {
+  const merged = Object.fromEntries(Object.entries(phases).map(([name, list]) => [name, {
+    probes: list.flatMap((r) => r.probes),
+    health: list.flatMap((r) => r.health),
+    floodMs: list.map((r) => r.result.ms),
+    codes: list.reduce((acc, r) => { for (const [k, v] of Object.entries(r.result.codes)) acc[k] = (acc[k] ?? 0) + v; return acc }, {}),
   }]))
   const base = { probe: stats(merged.baseline.probes), health: stats(merged.baseline.health) }
-  const figures = {}
+  const out = {}
   for (const [name, p] of Object.entries(merged)) {
     const probe = stats(p.probes)
     const health = stats(p.health)
     const ms = p.floodMs.reduce((a, b) => a + b, 0) / p.floodMs.length
-    figures[name] = {
+    out[name] = {
       probe, health,
       probeP99Ratio: round(probe.p99 / base.probe.p99, 2),
       healthP99Ratio: round(health.p99 / base.health.p99, 2),
-      flood: name === 'baseline' ? null : { attemptsPerRound: ATTEMPTS, concurrency: CONCURRENCY, rounds: ROUNDS, msPerRound: round(ms), perSec: round(ATTEMPTS / (ms / 1000)), connackCodes: p.codes },
+      flood: name === 'baseline' ? null : { attemptsPerRound: ATTEMPTS, concurrency: CONCURRENCY, msPerRound: round(ms), perSec: round(ATTEMPTS / (ms / 1000)), connackCodes: p.codes },
     }
   }
-  const label = { baseline: 'baseline (no flood)', oneAddress: `flood, 1 address (back-off)`, spread: `flood, ${ADDRESSES} addresses (every token derived)` }
-  process.stdout.write(`Figure "token-flood": ${ATTEMPTS} wrong-token CONNECTs at concurrency ${CONCURRENCY}; probe = mTLS connect + shadow get + disconnect\n`)
-  printTable('latency under a wrong-token flood (ms)', ['phase', 'probes', 'probe p50', 'probe p99', 'x base', '/healthz p50', '/healthz p99', 'x base', 'flood ms/round', 'CONNACK codes'],
-    Object.entries(figures).map(([name, f]) => [label[name], fmtInt(f.probe.n), f.probe.p50, f.probe.p99, f.probeP99Ratio, f.health.p50, f.health.p99, f.healthP99Ratio,
-      f.flood === null ? '' : fmtInt(f.flood.msPerRound), f.flood === null ? '' : JSON.stringify(f.flood.connackCodes)]))
-  const worst = Object.values(figures)
-  const probeMet = worst.every((f) => f.probe.p99 < 100)
-  const healthMet = worst.every((f) => f.health.p99 < 50)
-  process.stdout.write(`targets: probe p99 < 100 ms (${probeMet ? 'met' : 'NOT met'}), /healthz p99 < 50 ms (${healthMet ? 'met' : 'NOT met'})\n`)
-  process.stdout.write(`daemon warnings: ${JSON.stringify(countBy(warnings))}\n`)
-  printResult({ figure: 'token-flood', machine: machine(), params: { attempts: ATTEMPTS, concurrency: CONCURRENCY, addresses: ADDRESSES, rounds: ROUNDS, baselineProbes: BASELINE_PROBES }, figures })
-  tmp.remove()
+  return out
 }
 
 function countBy(list) {
