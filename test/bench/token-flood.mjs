@@ -26,7 +26,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
 import {
-  ROOT, arg, fmtInt, machine, numArg, parseJsonLine, percentile, printResult, printTable, round, runMain, spawnTracked, stopChild, tempDir, waitForLine,
+  ROOT, arg, fmtInt, machine, numArg, parseJsonLine, percentile, printResult, printTable, round, runMain, spawnTracked, stopChild, tempDir, waitForLine, withTimeout,
 } from './lib.mjs'
 
 const ATTEMPTS = numArg('attempts', 300)
@@ -106,22 +106,34 @@ async function flood(port, mode) {
 
 // ---- the well-behaved side
 
+/** One probe's ms, or null when it failed (connection reset, refused, timed out: counted apart). */
 async function probeOnce(mqttsPort, creds) {
   const t0 = performance.now()
-  // noDelay reaches the socket tls.connect opens: without it the device's own Nagle delays its requests.
-  const client = await mqtt.connectAsync({
-    host: '127.0.0.1', port: mqttsPort, protocol: 'mqtts', clientId: CERT_DEVICE, ...creds, rejectUnauthorized: false, reconnectPeriod: 0, noDelay: true,
-  })
+  let client
   try {
+    // noDelay reaches the socket tls.connect opens: without it the device's own Nagle delays its requests.
+    client = mqtt.connect({
+      host: '127.0.0.1', port: mqttsPort, protocol: 'mqtts', clientId: CERT_DEVICE, ...creds, rejectUnauthorized: false, reconnectPeriod: 0, noDelay: true,
+      connectTimeout: 10_000,
+    })
+    client.on('error', () => {})
+    await new Promise((resolve, reject) => {
+      client.once('connect', resolve)
+      client.once('close', () => reject(new Error('closed before CONNACK')))
+    })
     const prefix = `$aws/things/${CERT_DEVICE}/shadow/get`
-    await client.subscribeAsync(`${prefix}/+`, { qos: 1 })
-    const reply = new Promise((resolve) => client.once('message', resolve))
-    await client.publishAsync(prefix, '', { qos: 1 })
-    await reply
-  } finally {
-    await client.endAsync()
+    await withTimeout((async () => {
+      await client.subscribeAsync(`${prefix}/+`, { qos: 1 })
+      const reply = new Promise((resolve) => client.once('message', resolve))
+      await client.publishAsync(prefix, '', { qos: 1 })
+      await reply
+      await client.endAsync()
+    })(), 15_000, 'probe')
+    return performance.now() - t0
+  } catch {
+    client?.end(true)
+    return null
   }
-  return performance.now() - t0
 }
 
 function healthzOnce(httpPort) {
@@ -130,7 +142,7 @@ function healthzOnce(httpPort) {
     httpGet({ host: '127.0.0.1', port: httpPort, path: '/healthz' }, (res) => {
       res.resume()
       res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`/healthz ${res.statusCode}`))))
-    }).on('error', reject)
+    }).on('error', () => resolve(null))
   })
 }
 
@@ -138,20 +150,27 @@ function healthzOnce(httpPort) {
 async function measure(endpoints, creds, until, minProbes) {
   const probes = []
   const health = []
+  const failed = { probes: 0, health: 0 }
   let done = false
   void until.then(() => { done = true })
   const probeLoop = (async () => {
-    while (!done || probes.length < minProbes) probes.push(await probeOnce(endpoints.mqtts.port, creds))
+    while (!done || probes.length < minProbes) {
+      const ms = await probeOnce(endpoints.mqtts.port, creds)
+      if (ms === null) failed.probes++
+      else probes.push(ms)
+    }
   })()
   const healthLoop = (async () => {
     while (!done || health.length < minProbes) {
-      health.push(await healthzOnce(endpoints.http.port))
+      const ms = await healthzOnce(endpoints.http.port)
+      if (ms === null) failed.health++
+      else health.push(ms)
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
   })()
   const result = await until
   await Promise.all([probeLoop, healthLoop])
-  return { result, probes, health }
+  return { result, probes, health, failed }
 }
 
 const stats = (ms) => ({ n: ms.length, p50: round(percentile(ms, 50), 1), p99: round(percentile(ms, 99), 1), max: round(Math.max(...ms), 1) })
@@ -206,10 +225,10 @@ async function main() {
   const daemonLabel = { this: 'this build', against: `--against ${against}` }
   process.stdout.write(`Figure "token-flood": ${ATTEMPTS} wrong-token CONNECTs at concurrency ${CONCURRENCY}, ${ROUNDS} rounds; probe = mTLS connect + shadow get + disconnect\n`)
   printTable('latency under a wrong-token flood (ms; x base = p99 / the same daemon\'s no-flood p99)',
-    ['daemon', 'phase', 'probes', 'probe p50', 'probe p99', 'x base', '/healthz p50', '/healthz p99', 'x base', 'flood ms/round', 'attempts/s', 'CONNACK codes'],
+    ['daemon', 'phase', 'probes (failed)', 'probe p50', 'probe p99', 'x base', '/healthz p50', '/healthz p99', 'x base', 'flood ms/round', 'attempts/s', 'CONNACK codes'],
     daemons.flatMap((d) => PHASES.map((phase) => {
       const f = figures[d.name][phase]
-      return [daemonLabel[d.name], label[phase], fmtInt(f.probe.n), f.probe.p50, f.probe.p99, f.probeP99Ratio, f.health.p50, f.health.p99, f.healthP99Ratio,
+      return [daemonLabel[d.name], label[phase], `${fmtInt(f.probe.n)} (${f.failedProbes})`, f.probe.p50, f.probe.p99, f.probeP99Ratio, f.health.p50, f.health.p99, f.healthP99Ratio,
         f.flood === null ? '' : fmtInt(f.flood.msPerRound), f.flood === null ? '' : fmtInt(f.flood.perSec), f.flood === null ? '' : JSON.stringify(f.flood.connackCodes)]
     })))
   const ours = Object.values(figures.this)
@@ -225,6 +244,8 @@ function summarize(phases) {
     probes: list.flatMap((r) => r.probes),
     health: list.flatMap((r) => r.health),
     floodMs: list.map((r) => r.result.ms),
+    failedProbes: list.reduce((n, r) => n + r.failed.probes, 0),
+    failedHealth: list.reduce((n, r) => n + r.failed.health, 0),
     codes: list.reduce((acc, r) => { for (const [k, v] of Object.entries(r.result.codes)) acc[k] = (acc[k] ?? 0) + v; return acc }, {}),
   }]))
   const base = { probe: stats(merged.baseline.probes), health: stats(merged.baseline.health) }
@@ -234,7 +255,7 @@ function summarize(phases) {
     const health = stats(p.health)
     const ms = p.floodMs.reduce((a, b) => a + b, 0) / p.floodMs.length
     out[name] = {
-      probe, health,
+      probe, health, failedProbes: p.failedProbes, failedHealth: p.failedHealth,
       probeP99Ratio: round(probe.p99 / base.probe.p99, 2),
       healthP99Ratio: round(health.p99 / base.health.p99, 2),
       flood: name === 'baseline' ? null : { attemptsPerRound: ATTEMPTS, concurrency: CONCURRENCY, msPerRound: round(ms), perSec: round(ATTEMPTS / (ms / 1000)), connackCodes: p.codes },
