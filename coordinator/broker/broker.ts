@@ -60,7 +60,7 @@ function remoteAddressOf(client: Client): string | undefined {
 export function reportQueueFull(log: Logger, maxQueued: number): (clientId: string, dropped: number) => void {
   return (clientId, dropped) => {
     if ((dropped & (dropped - 1)) !== 0) return
-    log.warn({ [K.clientId]: clientId, dropped, maxQueued }, 'session queue full: newer QoS 1 messages for it are dropped')
+    log.warn({ [K.clientId]: clientId, dropped, maxQueued }, 'session queue full: newer QoS 1/2 messages for it are dropped')
   }
 }
 

@@ -37,10 +37,11 @@ export class AuthRefusal extends Error {
 /** What a client refused because every token-check slot and its queue were taken is told to wait. */
 const BUSY_RETRY_MS = 1000
 
-/** A token check refused unchecked because its client id or address is backing off. */
+/** A token check refused unchecked: its client id or address is backing off, or every check slot is taken. */
 export class ThrottledRefusal extends AuthRefusal {
-  constructor(readonly clientId: string, readonly address: string, readonly waitMs: number) {
-    super(4, `too many failed token checks for '${clientId}' from ${address}: retry in ${Math.ceil(waitMs / 1000)} s`)
+  constructor(readonly clientId: string, readonly address: string, readonly waitMs: number, busy = false) {
+    const retry = `retry in ${Math.ceil(waitMs / 1000)} s`
+    super(4, busy ? `token checks busy, '${clientId}' from ${address} not checked: ${retry}` : `too many failed token checks for '${clientId}' from ${address}: ${retry}`)
   }
 }
 
@@ -89,7 +90,7 @@ async function byToken(client: Client, token: string, opts: IdentityOptions): Pr
   const ok = await derivedCheck(opts.tokenThrottle, () => verifyToken(token, device?.tokenHash ?? null))
   if (ok === undefined) {
     opts.tokenThrottle?.release(keys)
-    throw new ThrottledRefusal(clientId, address, BUSY_RETRY_MS)
+    throw new ThrottledRefusal(clientId, address, BUSY_RETRY_MS, true)
   }
   const started = opts.tokenThrottle?.settle(keys, ok, [`id:${clientId}`]) ?? []
   if (started.length > 0) opts.onBackoff?.(clientId, address, started)

@@ -363,7 +363,7 @@ describe('broker limits: per-client caps', () => {
     await sub.endAsync()
     const pub = await connect(url(), { clientId: 'q-pub' })
     for (let i = 0; i < 5; i++) await pub.publishAsync('q/offline', `m${i}`, { qos: 1 })
-    await logged(h.lines, 'session queue full: newer QoS 1 messages for it are dropped', (l) => l.dropped === 2)
+    await logged(h.lines, 'session queue full: newer QoS 1/2 messages for it are dropped', (l) => l.dropped === 2)
     const received: string[] = []
     const back = await connect(url(), { clientId: 'q-offline', clean: false })
     try {
