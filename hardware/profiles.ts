@@ -9,7 +9,8 @@
 export const PROFILE_NAMES = ['pi-zero-2w', 'pi3', 'pi4', 'pi5', 'generic'] as const
 export type ProfileName = (typeof PROFILE_NAMES)[number]
 
-const MiB = 1024 * 1024
+const KiB = 1024
+const MiB = 1024 * KiB
 
 interface ProfileSpec {
   /** RAM assumed when the board's own cannot be read: the smallest variant sold. */
@@ -18,6 +19,8 @@ interface ProfileSpec {
   maxConcurrentCalls: number
   /** Messages in flight through the broker at once (aedes `concurrency`). */
   brokerConcurrency: number
+  /** Largest MQTT packet (AWS IoT's own is 128 KB): one in flight per connection may be held whole. */
+  brokerMaxPacketBytes: number
   /** Outbox ceiling; small storage lowers it further (storageShare). */
   outboxMaxBytes: number
   /** Per file; kept small where the card is small and slow to wear-level. */
@@ -26,11 +29,11 @@ interface ProfileSpec {
 }
 
 const PROFILES: Readonly<Record<ProfileName, ProfileSpec>> = {
-  'pi-zero-2w': { nominalRamMb: 512, maxConcurrentCalls: 2, brokerConcurrency: 100, outboxMaxBytes: 32 * MiB, logMaxBytes: 4 * MiB, logMaxFiles: 2 },
-  pi3: { nominalRamMb: 1024, maxConcurrentCalls: 4, brokerConcurrency: 250, outboxMaxBytes: 64 * MiB, logMaxBytes: 8 * MiB, logMaxFiles: 3 },
-  pi4: { nominalRamMb: 2048, maxConcurrentCalls: 8, brokerConcurrency: 1000, outboxMaxBytes: 128 * MiB, logMaxBytes: 16 * MiB, logMaxFiles: 3 },
-  pi5: { nominalRamMb: 4096, maxConcurrentCalls: 8, brokerConcurrency: 1000, outboxMaxBytes: 256 * MiB, logMaxBytes: 16 * MiB, logMaxFiles: 3 },
-  generic: { nominalRamMb: 1024, maxConcurrentCalls: 8, brokerConcurrency: 1000, outboxMaxBytes: 64 * MiB, logMaxBytes: 16 * MiB, logMaxFiles: 3 },
+  'pi-zero-2w': { nominalRamMb: 512, maxConcurrentCalls: 2, brokerConcurrency: 100, brokerMaxPacketBytes: 256 * KiB, outboxMaxBytes: 32 * MiB, logMaxBytes: 4 * MiB, logMaxFiles: 2 },
+  pi3: { nominalRamMb: 1024, maxConcurrentCalls: 4, brokerConcurrency: 250, brokerMaxPacketBytes: MiB, outboxMaxBytes: 64 * MiB, logMaxBytes: 8 * MiB, logMaxFiles: 3 },
+  pi4: { nominalRamMb: 2048, maxConcurrentCalls: 8, brokerConcurrency: 1000, brokerMaxPacketBytes: MiB, outboxMaxBytes: 128 * MiB, logMaxBytes: 16 * MiB, logMaxFiles: 3 },
+  pi5: { nominalRamMb: 4096, maxConcurrentCalls: 8, brokerConcurrency: 1000, brokerMaxPacketBytes: MiB, outboxMaxBytes: 256 * MiB, logMaxBytes: 16 * MiB, logMaxFiles: 3 },
+  generic: { nominalRamMb: 1024, maxConcurrentCalls: 8, brokerConcurrency: 1000, brokerMaxPacketBytes: MiB, outboxMaxBytes: 64 * MiB, logMaxBytes: 16 * MiB, logMaxFiles: 3 },
 }
 
 /** The outbox may take at most this share of the data directory's file system. */
@@ -40,7 +43,7 @@ const OUTBOX_FLOOR_BYTES = 4 * MiB
 /** The profile's limits, shaped like the config sections they fill (coordinator/config/schema.ts). */
 export interface ProfileLimits {
   tasks: { maxConcurrentCalls: number; maxTasks: number; maxMemoryMb: number }
-  broker: { concurrency: number }
+  broker: { concurrency: number; maxPacketBytes: number }
   cloud: { outbox: { maxBytes: number } }
   log: { maxBytes: number; maxFiles: number }
 }
@@ -57,7 +60,7 @@ export function profileLimits(name: ProfileName, resources: BoardResources = {})
   const ramMb = resources.ramMb ?? spec.nominalRamMb
   return {
     tasks: { maxConcurrentCalls: spec.maxConcurrentCalls, maxTasks: maxTasksFor(ramMb), maxMemoryMb: isolateMemoryFor(ramMb) },
-    broker: { concurrency: spec.brokerConcurrency },
+    broker: { concurrency: spec.brokerConcurrency, maxPacketBytes: spec.brokerMaxPacketBytes },
     cloud: { outbox: { maxBytes: outboxBytesFor(spec, resources.storageBytes) } },
     log: { maxBytes: spec.logMaxBytes, maxFiles: spec.logMaxFiles },
   }

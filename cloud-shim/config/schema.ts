@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { webSection } from '../../coordinator/config/schema.js'
+import { BROKER_LIMIT_DEFAULTS, brokerLimitsShape, webSection } from '../../coordinator/config/index.js'
 
 const port = z.number().int().min(0).max(65535)
 const host = z.string().min(1)
@@ -35,6 +35,8 @@ export const cloudConfigSchema = z.object({
     certFile: z.string().min(1).nullable().default(null),
     keyFile: z.string().min(1).nullable().default(null),
   }).strict().nullable(),
+  /** Bounds of the embedded broker's connections and sessions (unused with `broker`), as the coordinator's `broker` section. */
+  brokerLimits: z.object(brokerLimitsShape).strict(),
   auth: z.object({
     /** Let loopback clients of the embedded broker connect without credentials; 'auto': only while every MQTT listener is on loopback. */
     allowAnonymousLoopback: z.union([z.boolean(), z.literal('auto')]),
@@ -84,6 +86,7 @@ export const CLOUD_DEFAULTS: CloudConfig = {
     http: { host: '127.0.0.1', port: 8090 },
   },
   broker: null,
+  brokerLimits: BROKER_LIMIT_DEFAULTS,
   auth: { allowAnonymousLoopback: 'auto', serverCertHosts: [] },
   web: { allowedHosts: [], allowedOrigins: [] },
   advertise: { mqttUrl: null, httpUrl: null },

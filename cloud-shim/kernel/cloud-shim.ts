@@ -5,7 +5,7 @@
  */
 import { rmSync, writeFileSync } from 'node:fs'
 import { startApi } from '../../coordinator/api/index.js'
-import { Broker, listenTcp, listenTls, type Listener, type LocalBus } from '../../coordinator/broker/index.js'
+import { Broker, reportQueueFull, listenTcp, listenTls, type Listener, type LocalBus } from '../../coordinator/broker/index.js'
 import { systemClock, type Clock } from '../../coordinator/core/clock.js'
 import type { Logger } from '../../coordinator/core/log.js'
 import { caFiles, ensureApiToken, readServer, type KeyPairPem } from '../../coordinator/pki/index.js'
@@ -112,12 +112,14 @@ export class CloudShim {
   }
 
   async #embeddedBroker(registry: Registry, credentials: CredentialStore, ca: KeyPairPem): Promise<Broker> {
-    const { dataDir, store, listeners } = this.#config
+    const { dataDir, store, listeners, brokerLimits } = this.#config
     const brokerDb = openDatabase(brokerDatabaseFile(dataDir), { synchronous: store.brokerSynchronous })
     this.#stops.push(() => {
       brokerDb.close()
     })
-    const persistence: SqliteBrokerPersistence = createBrokerPersistence(brokerDb)
+    const log = this.#log.child({ module: 'broker' })
+    const { maxQueuedPerClient } = brokerLimits
+    const persistence: SqliteBrokerPersistence = createBrokerPersistence(brokerDb, { maxQueuedPerClient, onQueueFull: reportQueueFull(log, maxQueuedPerClient) })
     // aedes never destroys its persistence itself.
     this.#stops.push(() => persistence.destroy())
     const policy = new RegistryPolicy(registry)
@@ -129,7 +131,8 @@ export class CloudShim {
         anonymousPolicies: [],
       },
       policy,
-      log: this.#log.child({ module: 'broker' }),
+      log,
+      limits: brokerLimits,
     })
     this.#stops.push(() => broker.close())
     guardForwarding(broker, policy)
@@ -140,10 +143,10 @@ export class CloudShim {
     registry.on('thingChanged', (thing, previous) => {
       if (previous?.kind === 'coordinator' && thing.kind !== 'coordinator') broker.revalidateClients()
     })
-    if (listeners.mqtt !== null) this.#add(await listenTcp(listeners.mqtt, broker.aedes.handle))
+    if (listeners.mqtt !== null) this.#add(await listenTcp(listeners.mqtt, broker.handle))
     if (listeners.mqtts !== null) {
       const server = readServer(caFiles(dataDir))
-      this.#add(await listenTls(listeners.mqtts, { certPem: server.certPem, keyPem: server.keyPem, caPem: ca.certPem }, broker.aedes.handle))
+      this.#add(await listenTls(listeners.mqtts, { certPem: server.certPem, keyPem: server.keyPem, caPem: ca.certPem }, broker.handle, broker.listenerBounds()))
     }
     return broker
   }

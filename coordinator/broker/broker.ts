@@ -1,7 +1,13 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { Aedes, type AedesOptions, type Client, type AedesPublishPacket, type Subscription } from 'aedes'
 import { K, type Logger } from '../core/log.js'
-import { AuthRefusal, identify, stillValid, type Identity, type IdentityOptions } from './identity.js'
+import { BROKER_LIMIT_DEFAULTS, type BrokerLimits } from '../config/index.js'
+import { AuthRefusal, ThrottledRefusal, identify, stillValid, type Identity, type IdentityOptions } from './identity.js'
+import type { ListenerBounds } from './listeners.js'
+import { limitPacketSize, type PacketTooLargeError } from './packet-limit.js'
 import type { PolicyEngine } from './policy.js'
+import { TokenThrottle, type BackoffStarted } from './token-throttle.js'
 
 export interface BrokerOptions {
   /** aedes persistence (the SQLite one in production). */
@@ -11,6 +17,21 @@ export interface BrokerOptions {
   log: Logger
   /** Messages delivered at once (aedes `concurrency`), sized to the board; 1000 when absent. */
   concurrency?: number
+  /** Per-connection bounds (the queue cap is the persistence's); the config defaults when absent. */
+  limits?: BrokerLimits
+}
+
+/** What the broker's bounds refused since it started; each refusal is also logged. */
+export interface RefusalCounts {
+  /** Connections closed for a packet over maxPacketBytes (or a WebSocket message over it). */
+  packetTooLarge: number
+  /** Connections closed for not sending CONNECT within connectTimeoutMs. */
+  connectTimeout: number
+  /** Token checks that failed, and those refused unchecked during a back-off. */
+  tokenFailed: number
+  tokenThrottled: number
+  /** Subscriptions refused (SUBACK 0x80) beyond maxSubscriptionsPerClient. */
+  subscriptionCap: number
 }
 
 export type MessageHandler = (topic: string, payload: Buffer) => void
@@ -21,29 +42,93 @@ export interface LocalBus {
   subscribe(filter: string, handler: MessageHandler): Promise<() => Promise<void>>
 }
 
-/** aedes with our identity and policy hooks; the listeners feed it connections. */
+/** The longest a throttled CONNECT waits for its refusal. */
+const THROTTLED_CONNACK_DELAY_MS = 1000
+/** aedes' error for a connection whose CONNECT did not arrive within `connectTimeout`. */
+const CONNECT_TIMEOUT_MESSAGE = 'connect did not arrive in time'
+/** ws' error code for a message over `maxPayload` (the listener sets it to maxPacketBytes). */
+const WS_MESSAGE_TOO_LARGE = 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+
+function remoteAddressOf(client: Client): string | undefined {
+  return client.req?.socket.remoteAddress ?? (client.conn as { remoteAddress?: string }).remoteAddress
+}
+
+/**
+ * Logs the broker persistence's dropped messages for a full session (maxQueuedPerClient): the first
+ * and then each power of two, so a device offline for days costs a few lines, not one per message.
+ */
+export function reportQueueFull(log: Logger, maxQueued: number): (clientId: string, dropped: number) => void {
+  return (clientId, dropped) => {
+    if ((dropped & (dropped - 1)) !== 0) return
+    log.warn({ [K.clientId]: clientId, dropped, maxQueued }, 'session queue full: newer QoS 1/2 messages for it are dropped')
+  }
+}
+
+/** aedes with our identity and policy hooks; the listeners feed it connections (through `handle`). */
 export class Broker implements LocalBus {
   readonly aedes: Aedes
   readonly #identities = new WeakMap<Client, Identity>()
   readonly #log: Logger
   readonly #policy: PolicyEngine
   readonly #identityOptions: IdentityOptions
+  readonly #limits: BrokerLimits
+  readonly #tokenThrottle: TokenThrottle
+  /** Filters each connection holds, counted against maxSubscriptionsPerClient. */
+  readonly #subscriptions = new WeakMap<Client, Set<string>>()
+  readonly #refused: Omit<RefusalCounts, 'tokenFailed' | 'tokenThrottled'> = { packetTooLarge: 0, connectTimeout: 0, subscriptionCap: 0 }
 
-  private constructor(aedes: Aedes, opts: BrokerOptions) {
+  private constructor(aedes: Aedes, opts: BrokerOptions, limits: BrokerLimits) {
     this.aedes = aedes
     this.#log = opts.log
     this.#policy = opts.policy
-    this.#identityOptions = opts.identity
+    this.#limits = limits
+    this.#tokenThrottle = new TokenThrottle(limits.tokenBackoff)
+    this.#identityOptions = { ...opts.identity, tokenThrottle: this.#tokenThrottle, onBackoff: (id, address, started) => this.#logBackoff(id, address, started) }
   }
 
   static async create(opts: BrokerOptions): Promise<Broker> {
-    const aedes = await Aedes.createBroker({ persistence: opts.persistence, concurrency: opts.concurrency ?? 1000 })
-    const broker = new Broker(aedes, opts)
+    const limits = opts.limits ?? BROKER_LIMIT_DEFAULTS
+    const aedes = await Aedes.createBroker({
+      persistence: opts.persistence,
+      concurrency: opts.concurrency ?? 1000,
+      connectTimeout: limits.connectTimeoutMs,
+      maxInflightInbound: limits.maxInflightPerClient,
+    })
+    const broker = new Broker(aedes, opts, limits)
     aedes.authenticate = (client, _username, password, done) => broker.#authenticate(client, password, done)
     aedes.authorizePublish = (client, packet, done) => done(broker.#authorizePublish(client, packet.topic))
-    aedes.authorizeSubscribe = (client, sub, done) => done(null, broker.#authorizeSubscribe(client, sub))
+    aedes.authorizeSubscribe = (client, sub, done) => done(null, broker.#withinSubscriptionCap(client, broker.#authorizeSubscribe(client, sub)))
+    aedes.on('unsubscribe', (topics, client) => broker.#forgetSubscriptions(client, topics))
     broker.#logEvents()
     return broker
+  }
+
+  /**
+   * Serves one connection (what the listeners call): aedes, with the packet size bounded in its
+   * parser. A parser that cannot be bounded is refused rather than served unbounded.
+   */
+  readonly handle = (conn: Duplex, req?: IncomingMessage): void => {
+    const client = this.aedes.handle(conn, req)
+    if (limitPacketSize(client, this.#limits.maxPacketBytes, (err) => this.#packetTooLarge(client, err))) return
+    this.#log.error('cannot bound the MQTT parser (unexpected aedes/mqtt-packet version): connection refused')
+    conn.destroy()
+  }
+
+  /** The bounds the listeners apply before a connection reaches `handle`. */
+  listenerBounds(): ListenerBounds {
+    return {
+      connectTimeoutMs: this.#limits.connectTimeoutMs,
+      maxPacketBytes: this.#limits.maxPacketBytes,
+      onTimeout: (listener, address) => {
+        this.#refused.connectTimeout++
+        this.#log.info({ [K.listener]: listener, address, timeoutMs: this.#limits.connectTimeoutMs, count: this.#refused.connectTimeout },
+          'handshake not finished in time: connection closed')
+      },
+    }
+  }
+
+  refusals(): RefusalCounts {
+    return { ...this.#refused, tokenFailed: this.#tokenThrottle.failed, tokenThrottled: this.#tokenThrottle.throttled }
   }
 
   identityOf(client: Client): Identity | undefined {
@@ -86,19 +171,65 @@ export class Broker implements LocalBus {
   }
 
   #authenticate(client: Client, password: Buffer | undefined, done: (err: (Error & { returnCode: number }) | null, ok: boolean | null) => void): void {
-    try {
-      const identity = identify(client, password, this.#identityOptions)
+    identify(client, password, this.#identityOptions).then((identity) => {
       for (const name of this.#policy.unknownPolicies(identity.principal)) {
         this.#log.warn({ [K.clientId]: client.id, policy: name }, 'device refers to a policy that is not configured')
       }
       this.#identities.set(client, identity)
       this.#log.debug({ [K.clientId]: client.id, method: identity.method }, 'client authenticated')
       done(null, true)
-    } catch (err) {
-      if (!(err instanceof AuthRefusal)) throw err
-      this.#log.warn({ [K.clientId]: client.id, reason: err.message }, 'connection refused')
-      done(Object.assign(new Error(err.message), { returnCode: err.returnCode }), false)
+    }, (err: unknown) => {
+      if (!(err instanceof AuthRefusal)) {
+        this.#log.error({ [K.clientId]: client.id, [K.err]: String(err) }, 'authentication failed unexpectedly')
+        done(Object.assign(new Error('server unavailable'), { returnCode: 3 }), false)
+        return
+      }
+      const refuse = (): void => done(Object.assign(new Error(err.message), { returnCode: err.returnCode }), false)
+      if (!(err instanceof ThrottledRefusal)) {
+        this.#log.warn({ [K.clientId]: client.id, reason: err.message }, 'connection refused')
+        refuse()
+        return
+      }
+      // A flood of throttled attempts is summarised by #logBackoff, not logged one by one, and each
+      // is answered late: a client that reconnects at once then costs a connection per second, not
+      // hundreds. aedes ignores the answer if the client has gone meanwhile.
+      this.#log.debug({ [K.clientId]: client.id, reason: err.message }, 'connection refused')
+      setTimeout(refuse, Math.min(err.waitMs, THROTTLED_CONNACK_DELAY_MS)).unref()
+    })
+  }
+
+  #logBackoff(clientId: string, address: string, started: readonly BackoffStarted[]): void {
+    const longest = Math.max(...started.map((s) => s.waitMs))
+    const failures = Math.max(...started.map((s) => s.failures))
+    const { tokenFailed, tokenThrottled } = this.refusals()
+    this.#log.warn({ [K.clientId]: clientId, address, failures, waitMs: longest, keys: started.map((s) => s.key), tokenFailed, tokenThrottled },
+      'failed token checks: further attempts wait')
+  }
+
+  #packetTooLarge(client: Client, err: PacketTooLargeError): void {
+    this.#refused.packetTooLarge++
+    this.#log.warn({ [K.clientId]: client.id, bytes: err.announcedBytes, maxBytes: err.maxBytes, cmd: err.cmd, count: this.#refused.packetTooLarge },
+      'packet too large: connection closed')
+  }
+
+  /** Re-subscribing to a filter the connection holds does not count; a new one beyond the cap gets 0x80. */
+  #withinSubscriptionCap(client: Client, sub: Subscription | null): Subscription | null {
+    if (sub === null) return null
+    let held = this.#subscriptions.get(client)
+    if (held === undefined) this.#subscriptions.set(client, (held = new Set()))
+    if (held.has(sub.topic) || held.size < this.#limits.maxSubscriptionsPerClient) {
+      held.add(sub.topic)
+      return sub
     }
+    this.#refused.subscriptionCap++
+    this.#log.warn({ [K.clientId]: client.id, [K.topic]: sub.topic, max: this.#limits.maxSubscriptionsPerClient, count: this.#refused.subscriptionCap },
+      'subscribe refused: too many subscriptions on this connection')
+    return null
+  }
+
+  #forgetSubscriptions(client: Client, topics: string[]): void {
+    const held = this.#subscriptions.get(client)
+    for (const topic of topics) held?.delete(topic)
   }
 
   /** `client` is null for messages the coordinator itself publishes. */
@@ -126,6 +257,21 @@ export class Broker implements LocalBus {
     this.aedes.on('clientReady', (client) => this.#log.debug({ [K.clientId]: client.id }, 'client connected'))
     this.aedes.on('clientDisconnect', (client) => this.#log.debug({ [K.clientId]: client.id }, 'client disconnected'))
     this.aedes.on('clientError', (client, err) => this.#log.debug({ [K.clientId]: client.id, [K.err]: err.message }, 'client error'))
-    this.aedes.on('connectionError', (client, err) => this.#log.debug({ [K.clientId]: client.id, [K.err]: err.message }, 'connection error'))
+    this.aedes.on('connectionError', (client, err) => this.#connectionError(client, err))
+  }
+
+  /** Errors before CONNECT; the bounds' own ones are counted and logged above debug. */
+  #connectionError(client: Client, err: Error & { code?: string }): void {
+    if (err.message === CONNECT_TIMEOUT_MESSAGE) {
+      this.#refused.connectTimeout++
+      this.#log.info({ address: remoteAddressOf(client), timeoutMs: this.#limits.connectTimeoutMs, count: this.#refused.connectTimeout },
+        'no CONNECT in time: connection closed')
+    } else if (err.code === WS_MESSAGE_TOO_LARGE) {
+      this.#refused.packetTooLarge++
+      this.#log.warn({ address: remoteAddressOf(client), maxBytes: this.#limits.maxPacketBytes, count: this.#refused.packetTooLarge },
+        'WebSocket message too large: connection closed')
+    } else {
+      this.#log.debug({ [K.clientId]: client.id, [K.err]: err.message }, 'connection error')
+    }
   }
 }

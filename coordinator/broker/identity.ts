@@ -5,6 +5,7 @@ import { verifyToken } from '../pki/tokens.js'
 import type { DeviceRecord } from '../store/index.js'
 import { isLoopbackHost } from '../config/index.js'
 import type { Principal } from './policy.js'
+import type { BackoffStarted, TokenThrottle } from './token-throttle.js'
 
 /** How a client proved who it is; recorded for logs and the API. */
 export type AuthMethod = 'certificate' | 'token' | 'anonymous-loopback'
@@ -20,6 +21,10 @@ export interface IdentityOptions {
   findDevice(name: string): DeviceRecord | undefined
   allowAnonymousLoopback: boolean
   anonymousPolicies: readonly string[]
+  /** Told when a failed token check makes a client id or address wait. */
+  onBackoff?: BackoffListener
+  /** Back-off for failed token checks; tokens are checked without one only in tests. */
+  tokenThrottle?: TokenThrottle
 }
 
 /** A refusal with the MQTT 3.1.1 CONNACK return code to send. */
@@ -29,15 +34,29 @@ export class AuthRefusal extends Error {
   }
 }
 
+/** What a client refused because every token-check slot and its queue were taken is told to wait. */
+const BUSY_RETRY_MS = 1000
+
+/** A token check refused unchecked: its client id or address is backing off, or every check slot is taken. */
+export class ThrottledRefusal extends AuthRefusal {
+  constructor(readonly clientId: string, readonly address: string, readonly waitMs: number, busy = false) {
+    const retry = `retry in ${Math.ceil(waitMs / 1000)} s`
+    super(4, busy ? `token checks busy, '${clientId}' from ${address} not checked: ${retry}` : `too many failed token checks for '${clientId}' from ${address}: ${retry}`)
+  }
+}
+
+/** A failed token check that started or lengthened a wait, for the broker to log. */
+export type BackoffListener = (clientId: string, address: string, started: readonly BackoffStarted[]) => void
+
 /**
  * Decides who a connecting client is. The client id must be the thing name (the Greengrass
  * convention); a certificate or token proves it. The certificate fingerprint is compared with the
  * one issued, so removing or re-issuing a device revokes its old certificate.
  */
-export function identify(client: Client, password: Buffer | undefined, opts: IdentityOptions): Identity {
+export async function identify(client: Client, password: Buffer | undefined, opts: IdentityOptions): Promise<Identity> {
   const peerCert = peerCertificate(client)
   if (peerCert !== null) return byCertificate(client.id, peerCert, opts)
-  if (password !== undefined && password.length > 0) return byToken(client.id, password.toString('utf8'), opts)
+  if (password !== undefined && password.length > 0) return byToken(client, password.toString('utf8'), opts)
   if (opts.allowAnonymousLoopback && isLoopbackHost(remoteAddress(client))) {
     const principal = { thingName: client.id, attributes: {}, policies: [...opts.anonymousPolicies] }
     return { principal, method: 'anonymous-loopback', credential: null }
@@ -57,12 +76,35 @@ function byCertificate(clientId: string, cert: { cn: string; fingerprint256: str
   return { principal: principalOf(device), method: 'certificate', credential: device.certFingerprint }
 }
 
-function byToken(clientId: string, token: string, opts: IdentityOptions): Identity {
+/**
+ * A throttled attempt is refused before scrypt runs; every other one runs it (against a decoy for
+ * an unknown name), so the CONNACK comes as late for a name that does not exist as for one that does.
+ */
+async function byToken(client: Client, token: string, opts: IdentityOptions): Promise<Identity> {
+  const clientId = client.id
+  const address = remoteAddress(client)
+  const keys = [`id:${clientId}`, `addr:${address}`]
+  const waitMs = opts.tokenThrottle?.admit(keys) ?? null
+  if (waitMs !== null) throw new ThrottledRefusal(clientId, address, waitMs)
   const device = opts.findDevice(clientId)
-  if (device === undefined || device.tokenHash === null || !verifyToken(token, device.tokenHash)) {
-    throw new AuthRefusal(4, `bad token for '${clientId}'`)
+  const ok = await derivedCheck(opts.tokenThrottle, () => verifyToken(token, device?.tokenHash ?? null))
+  if (ok === undefined) {
+    opts.tokenThrottle?.release(keys)
+    throw new ThrottledRefusal(clientId, address, BUSY_RETRY_MS, true)
   }
-  return { principal: principalOf(device), method: 'token', credential: device.tokenHash }
+  const started = opts.tokenThrottle?.settle(keys, ok, [`id:${clientId}`]) ?? []
+  if (started.length > 0) opts.onBackoff?.(clientId, address, started)
+  // Re-read: the device may have been removed or re-issued while scrypt ran.
+  const current = opts.findDevice(clientId)
+  if (!ok || current === undefined || current.tokenHash !== device?.tokenHash) throw new AuthRefusal(4, `bad token for '${clientId}'`)
+  return { principal: principalOf(current), method: 'token', credential: current.tokenHash }
+}
+
+/** The check's answer, or undefined when every derivation slot and its queue are taken. */
+async function derivedCheck(throttle: TokenThrottle | undefined, check: () => Promise<boolean>): Promise<boolean | undefined> {
+  if (throttle === undefined) return check()
+  const result = await throttle.inSlot(check)
+  return result.ran ? result.value : undefined
 }
 
 /** Whether an authenticated client's device is still registered with the credential it used. */

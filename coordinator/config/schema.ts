@@ -89,6 +89,42 @@ const hardware = z.object({
   })
 })
 
+/**
+ * Bounds of an embedded broker, per connection and per session, checked before the work they bound
+ * (the coordinator's `broker` section and the cloud shim's `brokerLimits`).
+ */
+export const brokerLimitsShape = {
+  /** Largest MQTT packet in bytes, header included; a bigger one closes its connection before its payload is read. */
+  maxPacketBytes: z.number().int().min(1024).max(268_435_460),
+  /** A connection that has not finished its TLS handshake, its WebSocket upgrade or sent CONNECT in this time is closed. */
+  connectTimeoutMs: z.number().int().min(100).max(600_000),
+  /** Subscriptions one connection may hold; SUBACK 0x80 for the ones beyond. */
+  maxSubscriptionsPerClient: z.number().int().min(1).max(100_000),
+  /** QoS 1/2 messages kept for one persistent session (queued while offline or awaiting PUBACK); newer ones are dropped. */
+  maxQueuedPerClient: z.number().int().min(1).max(1_000_000),
+  /** Inbound QoS 2 messages of one connection awaiting PUBREL. */
+  maxInflightPerClient: z.number().int().min(1).max(65_535),
+  /** Failed token checks per client id and per source address before each further one waits (doubling). */
+  tokenBackoff: z.object({
+    freeFailures: z.number().int().min(1).max(1000),
+    baseMs: z.number().int().min(1).max(3_600_000),
+    maxMs: z.number().int().min(1).max(86_400_000),
+    /** Token checks (scrypt, a core each) running at once; others wait (32 per slot), beyond that are refused. */
+    maxConcurrentChecks: z.number().int().min(1).max(64),
+  }).strict().refine((b) => b.maxMs >= b.baseMs, { message: 'maxMs must be at least baseMs', path: ['maxMs'] }),
+}
+
+export const BROKER_LIMIT_DEFAULTS = {
+  maxPacketBytes: 1024 * 1024,
+  connectTimeoutMs: 10_000,
+  maxSubscriptionsPerClient: 100,
+  maxQueuedPerClient: 1000,
+  maxInflightPerClient: 100,
+  tokenBackoff: { freeFailures: 5, baseMs: 1000, maxMs: 60_000, maxConcurrentChecks: 1 },
+}
+
+export type BrokerLimits = z.infer<z.ZodObject<typeof brokerLimitsShape>>
+
 export const configSchema = z.object({
   /** Where the SQLite file, the CA and issued credentials live. */
   dataDir: z.string().min(1),
@@ -116,6 +152,7 @@ export const configSchema = z.object({
   broker: z.object({
     /** Messages the broker delivers at once (aedes `concurrency`); each holds memory until delivered. */
     concurrency: z.number().int().min(10).max(10_000),
+    ...brokerLimitsShape,
   }).strict(),
   auth: z.object({
     /**
@@ -227,7 +264,7 @@ export const DEFAULTS: CoordinatorConfig = {
     ws: { host: '127.0.0.1', port: 8083, path: '/mqtt' },
     http: { host: '127.0.0.1', port: 8087 },
   },
-  broker: { concurrency: 1000 },
+  broker: { concurrency: 1000, ...BROKER_LIMIT_DEFAULTS },
   auth: { allowAnonymousLoopback: 'auto', anonymousPolicies: [], serverCertHosts: [] },
   web: { allowedHosts: [], allowedOrigins: [] },
   policies: [],

@@ -9,7 +9,7 @@ import { caExists, caFiles, defaultServerHosts, initCa, readCa, readServer } fro
 import { ensureApiToken } from '../pki/api-token.js'
 import { refusalCounter } from '../core/web.js'
 import { coordinatorWebGuard } from './web.js'
-import { Broker, PolicyEngine, listenTcp, listenTls, listenWebSocket, type Listener, type ListenAddress } from '../broker/index.js'
+import { Broker, PolicyEngine, reportQueueFull, listenTcp, listenTls, listenWebSocket, type Listener, type ListenAddress } from '../broker/index.js'
 import { ShadowService } from '../shadow/index.js'
 import { discoveryRoutes, healthRoutes, infoRoutes, shadowRoutes, startApi, taskRoutes, type CoordinatorInfo, type DiscoveryInfo } from '../api/index.js'
 import { TaskService } from '../tasks/index.js'
@@ -109,7 +109,9 @@ export class Coordinator {
     const db = (this.#db = openDatabase(databaseFile(config.dataDir), { synchronous: config.store.synchronous }))
     const devices = new DeviceStore(db)
     this.#brokerDb = openDatabase(brokerDatabaseFile(config.dataDir), { synchronous: config.store.brokerSynchronous })
-    this.#persistence = createBrokerPersistence(this.#brokerDb)
+    const brokerLog = this.#log.child({ module: 'broker' })
+    const { maxQueuedPerClient } = config.broker
+    this.#persistence = createBrokerPersistence(this.#brokerDb, { maxQueuedPerClient, onQueueFull: reportQueueFull(brokerLog, maxQueuedPerClient) })
     this.#broker = await Broker.create({
       persistence: this.#persistence,
       identity: {
@@ -118,8 +120,9 @@ export class Coordinator {
         anonymousPolicies: config.auth.anonymousPolicies,
       },
       policy,
-      log: this.#log.child({ module: 'broker' }),
+      log: brokerLog,
       concurrency: config.broker.concurrency,
+      limits: config.broker,
     })
     this.#shadows = new ShadowService({
       store: new ShadowStore(db),
@@ -163,7 +166,8 @@ export class Coordinator {
 
   async #listen(broker: Broker, shadows: ShadowService, tasks: TaskService): Promise<void> {
     const { listeners, dataDir, auth } = this.#config
-    const handle = broker.aedes.handle
+    const handle = broker.handle
+    const bounds = broker.listenerBounds()
     if (listeners.mqtt !== null) this.#add(await listenTcp(listeners.mqtt, handle))
     if (listeners.mqtts !== null) {
       const files = caFiles(dataDir)
@@ -173,12 +177,12 @@ export class Coordinator {
         this.#log.info({ dir: files.dir, hosts }, 'created the coordinator CA and server certificate')
       }
       const server = readServer(files)
-      this.#add(await listenTls(listeners.mqtts, { certPem: server.certPem, keyPem: server.keyPem, caPem: readCa(files).certPem }, handle))
+      this.#add(await listenTls(listeners.mqtts, { certPem: server.certPem, keyPem: server.keyPem, caPem: readCa(files).certPem }, handle, bounds))
     }
     const web = coordinatorWebGuard(this.#config)
     if (listeners.ws !== null) {
       const log = this.#log.child({ module: 'broker', [K.listener]: 'ws' })
-      this.#add(await listenWebSocket(listeners.ws, handle, web, refusalCounter(log, 'websocket upgrade refused')))
+      this.#add(await listenWebSocket(listeners.ws, handle, bounds, web, refusalCounter(log, 'websocket upgrade refused')))
     }
     if (listeners.http !== null) {
       const routes = [

@@ -37,7 +37,7 @@ function limitsInForce(config: CoordinatorConfig): Record<string, unknown> {
   const { maxConcurrentCalls, maxTasks, maxMemoryMb } = config.tasks
   return {
     tasks: { maxConcurrentCalls, maxTasks, maxMemoryMb },
-    broker: { concurrency: config.broker.concurrency },
+    broker: { concurrency: config.broker.concurrency, maxPacketBytes: config.broker.maxPacketBytes },
     cloud: { outbox: { maxBytes: config.cloud.outbox.maxBytes } },
     log: { maxBytes: config.log.maxBytes, maxFiles: config.log.maxFiles },
   }

@@ -3,7 +3,7 @@
  * Only the scrypt hash is stored, in a self-describing string so parameters can be raised
  * later without invalidating existing tokens: 'scrypt$N$r$p$salt$hash' (salt/hash base64url).
  */
-import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto'
+import { randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto'
 import { InvalidArgumentError } from '../core/errors.js'
 
 /** N=2^14, r=8 needs 16 MiB and tens of milliseconds even on a Raspberry Pi. */
@@ -37,22 +37,40 @@ export function hashToken(token: string): string {
   return ['scrypt', N, R, P, salt.toString('base64url'), hash.toString('base64url')].join('$')
 }
 
-/** False for a wrong token and for a stored string that does not parse; never throws. */
-export function verifyToken(token: string, stored: string): boolean {
+/**
+ * False for a wrong token, for a stored string that does not parse and for `null` (no such device,
+ * or one without a token); never rejects. scrypt runs on libuv's thread pool, so a flood of wrong
+ * tokens does not stall the event loop, and it runs for every answer (against a decoy hash when
+ * there is nothing to compare with) so an unknown name takes as long as a known one.
+ */
+export async function verifyToken(token: string, stored: string | null): Promise<boolean> {
   if (typeof token !== 'string' || token.length === 0) return false
-  const params = parseStored(stored)
-  if (!params) return false
+  const params = stored === null ? undefined : parseStored(stored)
+  const against = params ?? DECOY
   try {
-    return timingSafeEqual(derive(token, params, params.hash.length), params.hash)
+    const derived = await deriveAsync(token, against, against.hash.length)
+    return params !== undefined && timingSafeEqual(derived, params.hash)
   } catch {
     return false
   }
 }
 
+/** Compared with when there is no stored hash: the default parameters, so it costs the same. */
+const DECOY: ScryptParams = { N, r: R, p: P, salt: randomBytes(SALT_BYTES), hash: randomBytes(HASH_BYTES) }
+
 function derive(token: string, params: Omit<ScryptParams, 'hash'>, length: number): Buffer {
-  const { N: cost, r, p, salt } = params
+  return scryptSync(token, params.salt, length, scryptOptions(params))
+}
+
+function deriveAsync(token: string, params: Omit<ScryptParams, 'hash'>, length: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scrypt(token, params.salt, length, scryptOptions(params), (err, key) => (err ? reject(err) : resolve(key)))
+  })
+}
+
+function scryptOptions({ N: cost, r, p }: Omit<ScryptParams, 'hash' | 'salt'>): { N: number; r: number; p: number; maxmem: number } {
   // Node's default maxmem (32 MiB) is below what larger stored parameters legitimately need.
-  return scryptSync(token, salt, length, { N: cost, r, p, maxmem: scryptMemory(cost, r, p) + 1024 * 1024 })
+  return { N: cost, r, p, maxmem: scryptMemory(cost, r, p) + 1024 * 1024 }
 }
 
 /** Bytes scrypt allocates for these parameters (OpenSSL's own estimate). */

@@ -202,6 +202,16 @@ function prepareStatements(db: Db) {
 
 type Statements = ReturnType<typeof prepareStatements>
 
+export interface BrokerPersistenceOptions {
+  /**
+   * QoS 1/2 messages kept per session (queued while offline plus sent and not yet acknowledged);
+   * a message for a full session is dropped, so what was already accepted is kept. Unbounded when absent.
+   */
+  maxQueuedPerClient?: number
+  /** Called for each dropped message with the session's drop count since its queue was last empty. */
+  onQueueFull?: (clientId: string, dropped: number) => void
+}
+
 /**
  * aedes 1.x persistence (the async interface aedes calls without callbacks) backed by SQLite.
  * Reads and topic matching are served from aedes-persistence's in-memory store; every mutation is
@@ -219,9 +229,14 @@ export class SqliteBrokerPersistence {
   readonly #putSubscriptions
   readonly #delSubscriptions
   readonly #enqueueAll
+  readonly #maxQueued: number
+  readonly #onQueueFull: ((clientId: string, dropped: number) => void) | undefined
+  readonly #dropped = new Map<string, number>()
   #broker: BrokerRef | undefined
 
-  constructor(db: Db) {
+  constructor(db: Db, opts: BrokerPersistenceOptions = {}) {
+    this.#maxQueued = opts.maxQueuedPerClient ?? Infinity
+    this.#onQueueFull = opts.onQueueFull
     migrate(db, 'broker', MIGRATIONS)
     this.#sql = prepareStatements(db)
     this.#putSubscriptions = db.transaction((clientId: string, subs: BrokerSubscription[]) => {
@@ -338,6 +353,8 @@ export class SqliteBrokerPersistence {
         return
       }
     }
+    // A message dropped for a full session still goes to the client if it is online, unstored.
+    if (this.#dropped.has(client.id)) return
     throw new Error('no such packet')
   }
 
@@ -349,7 +366,10 @@ export class SqliteBrokerPersistence {
     if (queue === undefined || entry === undefined) return undefined
     this.#sql.delOutgoing.run(entry.seq)
     queue.splice(index, 1)
-    if (queue.length === 0) this.#outgoing.delete(client.id)
+    if (queue.length === 0) {
+      this.#outgoing.delete(client.id)
+      this.#dropped.delete(client.id)
+    }
     return entry.packet
   }
 
@@ -406,6 +426,7 @@ export class SqliteBrokerPersistence {
   async destroy(): Promise<void> {
     await this.#memory.destroy()
     this.#outgoing.clear()
+    this.#dropped.clear()
     this.#wills.clear()
   }
 
@@ -415,11 +436,22 @@ export class SqliteBrokerPersistence {
   }
 
   #enqueue(clientId: string, packet: BrokerPacket): void {
+    if (this.#queueFull(clientId)) return
     // A copy per subscriber, normalised as aedes-persistence does (messageId reset, transport fields dropped).
     const queued = new MemoryPersistence.Packet(packet)
     const { payload, meta } = encodePacket(queued)
     const seq = Number(this.#sql.addOutgoing.run(clientId, payload, meta).lastInsertRowid)
     this.#queueOf(clientId).push({ seq, packet: queued })
+  }
+
+  /** Checked before the copy and the row are made: a full session costs nothing more. */
+  #queueFull(clientId: string): boolean {
+    const queued = this.#outgoing.get(clientId)?.length ?? 0
+    if (queued < this.#maxQueued) return false
+    const dropped = (this.#dropped.get(clientId) ?? 0) + 1
+    this.#dropped.set(clientId, dropped)
+    this.#onQueueFull?.(clientId, dropped)
+    return true
   }
 
   #queueOf(clientId: string): OutgoingEntry[] {
@@ -471,6 +503,6 @@ export class SqliteBrokerPersistence {
 }
 
 /** The persistence to pass to aedes 1.x: `await Aedes.createBroker({ persistence: createBrokerPersistence(db) })`. */
-export function createBrokerPersistence(db: Db): SqliteBrokerPersistence {
-  return new SqliteBrokerPersistence(db)
+export function createBrokerPersistence(db: Db, opts: BrokerPersistenceOptions = {}): SqliteBrokerPersistence {
+  return new SqliteBrokerPersistence(db, opts)
 }

@@ -2,4 +2,4 @@ export { openDatabase, migrate, CorruptDatabaseError, type Db, type OpenOptions 
 export { prepareDataDir } from './data-dir.js'
 export { DeviceStore, type DeviceRecord } from './device-store.js'
 export { ShadowStore, type StoredShadow } from './shadow-store.js'
-export { createBrokerPersistence, type SqliteBrokerPersistence } from './broker-persistence.js'
+export { createBrokerPersistence, type SqliteBrokerPersistence, type BrokerPersistenceOptions } from './broker-persistence.js'

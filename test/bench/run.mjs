@@ -41,6 +41,7 @@ const FIGURES = {
   swarm: 'swarm.mjs',
   rollout: 'rollout.mjs',
   'db-check': 'db-check.mjs',
+  'token-flood': 'token-flood.mjs',
 }
 /**
  * Run by default; the others only when named (outbox: the cloud link's figure, owned elsewhere;

@@ -90,7 +90,7 @@ export async function taskHarness(overrides: Partial<TaskServiceOptions> = {}): 
       return h.service
     },
     listen: async () => {
-      const listener = await listenTcp({ host: '127.0.0.1', port: 0 }, broker.aedes.handle)
+      const listener = await listenTcp({ host: '127.0.0.1', port: 0 }, broker.handle)
       listeners.push(listener)
       return `mqtt://127.0.0.1:${listener.address.port}`
     },

@@ -55,6 +55,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ overrides: { tasks: { caps: { queueSize: 0 } } } })).toThrow(/tasks\.caps\.queueSize: .*>=1/)
   })
 
+  it('names the broker bound that is out of range', () => {
+    expect(() => loadConfig({ overrides: { broker: { maxPacketBytes: 10 } } })).toThrow(/broker\.maxPacketBytes: .*>=1024/)
+    expect(() => loadConfig({ overrides: { broker: { connectTimeoutMs: 0 } } })).toThrow(/broker\.connectTimeoutMs: .*>=100/)
+    expect(() => loadConfig({ overrides: { broker: { tokenBackoff: { baseMs: 5000, maxMs: 1000 } } } }))
+      .toThrow(/broker\.tokenBackoff\.maxMs: maxMs must be at least baseMs/)
+    expect(loadConfig({}).broker).toMatchObject({ maxPacketBytes: 1024 * 1024, connectTimeoutMs: 10_000, maxSubscriptionsPerClient: 100 })
+  })
+
   it('refuses unknown keys, naming them', () => {
     expect(() => loadConfig({ overrides: { shadows: {} } })).toThrow(/\(root\): unknown key\(s\) 'shadows'/)
     expect(() => loadConfig({ overrides: { listeners: { mqtt: { prot: 1 } } } })).toThrow(/listeners\.mqtt: unknown key\(s\) 'prot'/)

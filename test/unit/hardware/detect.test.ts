@@ -59,12 +59,13 @@ describe('board detection from a /proc, /sys and /dev tree', () => {
   it('sizes limits to the board: a Pi Zero 2 W gets small ones, an 8 GB Pi 5 large ones', () => {
     expect(boardLimits(detect('pi-zero-2w'))).toEqual({
       tasks: { maxConcurrentCalls: 2, maxTasks: 8, maxMemoryMb: 64 },
-      broker: { concurrency: 100 },
+      broker: { concurrency: 100, maxPacketBytes: 256 * 1024 },
       cloud: { outbox: { maxBytes: 32 * 1024 * 1024 } },
       log: { maxBytes: 4 * 1024 * 1024, maxFiles: 2 },
     })
     expect(boardLimits(detect('pi3')).tasks).toEqual({ maxConcurrentCalls: 4, maxTasks: 16, maxMemoryMb: 128 })
     expect(boardLimits(detect('pi5')).tasks).toEqual({ maxConcurrentCalls: 8, maxTasks: 64, maxMemoryMb: 512 })
+    expect(boardLimits(detect('pi5')).broker.maxPacketBytes).toBe(1024 * 1024)
   })
 
   it("uses a forced profile's own RAM, not the board's", () => {
@@ -86,6 +87,7 @@ describe('board detection from a /proc, /sys and /dev tree', () => {
       const c = load({ root: rootOf('pi-zero-2w') })
       expect(c.tasks).toMatchObject({ maxConcurrentCalls: 2, maxTasks: 8, maxMemoryMb: 64 })
       expect(c.broker.concurrency).toBe(100)
+      expect(c.broker.maxPacketBytes).toBe(256 * 1024)
       expect(c.log).toMatchObject({ maxBytes: 4 * 1024 * 1024, maxFiles: 2 })
     })
 

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   createBrokerPersistence,
   type BrokerPacket,
+  type BrokerPersistenceOptions,
   type BrokerRef,
   type SqliteBrokerPersistence,
 } from '../../../coordinator/store/broker-persistence.js'
@@ -53,10 +54,10 @@ describe('SQLite broker persistence across reopen', () => {
   })
 
   /** A persistence on `file`, set up as aedes would: a new connection stands for a new process. */
-  async function start(broker: BrokerRef = { id: 'broker-a', counter: 0 }): Promise<SqliteBrokerPersistence> {
+  async function start(broker: BrokerRef = { id: 'broker-a', counter: 0 }, opts: BrokerPersistenceOptions = {}): Promise<SqliteBrokerPersistence> {
     const db = openDatabase(file)
     open.push(db)
-    const persistence = createBrokerPersistence(db)
+    const persistence = createBrokerPersistence(db, opts)
     await persistence.setup(broker)
     return persistence
   }
@@ -95,6 +96,22 @@ describe('SQLite broker persistence across reopen', () => {
     expect(await after.subscriptionsByClient({ id: 'c2' })).toEqual([])
     expect(await after.subscriptionsByTopic('x/1')).toEqual([{ clientId: 'c1', topic: 'x/#', qos: 1, rh: 0, rap: true, nl: false }])
     expect(await after.countOffline()).toEqual({ subsCount: 1, clientsCount: 1 })
+  })
+
+  it('keeps at most maxQueuedPerClient messages per session, drops newer ones (reported) and stores none of them', async () => {
+    const drops: Array<[string, number]> = []
+    const before = await start(undefined, { maxQueuedPerClient: 2, onQueueFull: (id, n) => drops.push([id, n]) })
+    const publish = (n: number): BrokerPacket => ({
+      cmd: 'publish', topic: 't', payload: Buffer.from(`m${n}`), qos: 1, retain: false, dup: false, brokerId: 'broker-a', brokerCounter: n,
+    })
+    for (const n of [1, 2, 3, 4]) await before.outgoingEnqueueCombi([{ clientId: 'full' }, ...(n === 1 ? [{ clientId: 'other' }] : [])], publish(n))
+    expect(drops).toEqual([['full', 1], ['full', 2]])
+    // A dropped message still goes to an online client, unstored: its messageId update is not an error.
+    await expect(before.outgoingUpdate({ id: 'full' }, { ...publish(3), messageId: 3 })).resolves.toBeUndefined()
+    await expect(before.outgoingUpdate({ id: 'other' }, { ...publish(9), messageId: 9 })).rejects.toThrow('no such packet')
+
+    const after = await start({ id: 'broker-b', counter: 0 })
+    expect(((await drain(after.outgoingStream({ id: 'full' }))) as BrokerPacket[]).map((p) => p.payload?.toString())).toEqual(['m1', 'm2'])
   })
 
   it('restores outgoing queues in order with messageIds, PUBREL replacements and clears', async () => {
