@@ -143,6 +143,12 @@ export const configSchema = z.object({
     maxTasks: z.number().int().min(1).max(1024),
     /** The largest `limits.memoryMb` a task may ask for (its isolate heap, in MB). */
     maxMemoryMb: z.number().int().min(8).max(512),
+    /** Bytes one value may take crossing a task's bridge: a result, an event, host-call arguments or answers. */
+    maxBridgeBytes: z.number().int().min(1024).max(64 * 1024 * 1024),
+    /** CPU time a task's timer callbacks together may use per second, in ms; beyond it they wait and the task is failing. */
+    timerCpuMsPerSecond: z.number().int().min(1).max(1000),
+    /** How long stop, replace and shutdown wait for running calls before disposing their isolates, in ms. */
+    drainTimeoutMs: z.number().int().min(0).max(60_000),
   }).strict(),
   cloud: z.object({
     /** Join file from `edge-cloud coordinators add`; null runs the coordinator on its own. */
@@ -203,7 +209,7 @@ export const DEFAULTS: CoordinatorConfig = {
   auth: { allowAnonymousLoopback: 'auto', anonymousPolicies: [], serverCertHosts: [] },
   policies: [],
   shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20 },
-  tasks: { trustedKeys: [], allowUnsigned: false, maxConcurrentCalls: 8, maxBundleBytes: 5 * 1024 * 1024, maxTasks: 64, maxMemoryMb: 512 },
+  tasks: { trustedKeys: [], allowUnsigned: false, maxConcurrentCalls: 8, maxBundleBytes: 5 * 1024 * 1024, maxTasks: 64, maxMemoryMb: 512, maxBridgeBytes: 1024 * 1024, timerCpuMsPerSecond: 100, drainTimeoutMs: 5000 },
   cloud: {
     joinFile: null,
     forward: [],

@@ -142,6 +142,8 @@ export class Coordinator {
       clock,
       log: this.#log.child({ module: 'tasks' }),
       limits: { maxTasks: config.tasks.maxTasks, maxMemoryMb: config.tasks.maxMemoryMb },
+      bounds: { maxBridgeBytes: config.tasks.maxBridgeBytes, timerCpuMsPerSecond: config.tasks.timerCpuMsPerSecond },
+      drainTimeoutMs: config.tasks.drainTimeoutMs,
       retainBundles: deployments.retainedBundles,
     })
     // Installed tasks start from local state alone: no network is needed to come back up.

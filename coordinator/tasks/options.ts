@@ -4,6 +4,7 @@ import type { Logger } from '../core/log.js'
 import type { LocalBus } from '../broker/index.js'
 import type { ShadowService } from '../shadow/index.js'
 import type { DeviceStore, Db } from '../store/index.js'
+import type { SandboxBounds } from '../sandbox/index.js'
 import type { RestartPolicy } from './restart-policy.js'
 
 export interface TaskServiceOptions {
@@ -20,8 +21,10 @@ export interface TaskServiceOptions {
   log: Logger
   /** Backoff and broken thresholds; RESTART_DEFAULTS otherwise. */
   restart?: Partial<RestartPolicy>
-  /** How long stop, replace and close wait for accepted calls, in ms. */
+  /** How long stop, replace and close wait for accepted calls, in ms; then their isolates are disposed. */
   drainTimeoutMs?: number
+  /** Per-task bounds on what crosses the bridge; SANDBOX_BOUNDS_DEFAULTS otherwise. */
+  bounds?: Partial<SandboxBounds>
   /** Sized to the board (hardware profiles): installed tasks, and the isolate heap a manifest may ask for (MB). */
   limits?: TaskLimits
   /**
@@ -42,4 +45,7 @@ export function validateOptions(opts: TaskServiceOptions): void {
   if (!Number.isInteger(opts.maxConcurrentCalls) || opts.maxConcurrentCalls < 1) throw new InvalidArgumentError('maxConcurrentCalls must be an integer >= 1')
   if (!Number.isInteger(opts.maxBundleBytes) || opts.maxBundleBytes < 1) throw new InvalidArgumentError('maxBundleBytes must be an integer >= 1')
   if (opts.drainTimeoutMs !== undefined && !(opts.drainTimeoutMs >= 0)) throw new InvalidArgumentError('drainTimeoutMs must be >= 0')
+  const { maxBridgeBytes, timerCpuMsPerSecond } = opts.bounds ?? {}
+  if (maxBridgeBytes !== undefined && !(Number.isInteger(maxBridgeBytes) && maxBridgeBytes >= 1)) throw new InvalidArgumentError('bounds.maxBridgeBytes must be an integer >= 1')
+  if (timerCpuMsPerSecond !== undefined && !(timerCpuMsPerSecond > 0)) throw new InvalidArgumentError('bounds.timerCpuMsPerSecond must be > 0')
 }
