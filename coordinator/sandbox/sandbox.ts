@@ -95,6 +95,8 @@ interface PendingCall extends Activation {
   readonly wallTimer: NodeJS.Timeout
   /** A bound the call hit that the task caught: counted as a fault if the call still succeeds. */
   limitHit: TaskLimitError | undefined
+  /** Failed at its wall limit; the entry it was in then stops at the same deadline, already counted. */
+  wallExpired: boolean
 }
 
 /** References to the prelude's entry points; only the host holds them. */
@@ -288,8 +290,12 @@ export class TaskSandbox {
         deadline: Date.now() + wallMs,
         entryWallMs: wallMs,
         limitHit: undefined,
+        wallExpired: false,
         exceeded: (kind) => this.#callExceeded(call, kind),
-        wallTimer: setTimeout(() => this.#settleCall(id, timeoutError(this.#label, what, { kind: 'wall', ms: wallMs })), wallMs),
+        wallTimer: setTimeout(() => {
+          call.wallExpired = true
+          this.#settleCall(id, timeoutError(this.#label, what, { kind: 'wall', ms: wallMs }))
+        }, wallMs),
       }
       this.#calls.set(id, call)
       // A call that timed out while still queued (wall limit) is not started at all.
@@ -327,8 +333,10 @@ export class TaskSandbox {
 
   #callExceeded(call: PendingCall, kind: 'cpu' | 'wall'): void {
     const ms = kind === 'cpu' ? call.cpuLimitMs : call.entryWallMs
-    if (this.#calls.has(call.id)) this.#settleCall(call.id, timeoutError(this.#label, call.what, { kind, ms }))
-    else this.#backgroundExceeded(kind)
+    if (this.#calls.has(call.id)) {
+      if (kind === 'wall') call.wallExpired = true
+      this.#settleCall(call.id, timeoutError(this.#label, call.what, { kind, ms }))
+    } else if (!(kind === 'wall' && call.wallExpired)) this.#backgroundExceeded(kind)
   }
 
   /** Work that outlives its call (an un-awaited host call, a floating promise) is bounded per entry. */
@@ -400,8 +408,9 @@ export class TaskSandbox {
     this.#opts.log.warn({ task: this.#label, limitMs: activation.cpuLimitMs }, `${activation.what} was still running at its CPU time limit; its isolate is disposed`)
     const call = activation.callId === undefined ? undefined : this.#calls.get(activation.callId)
     const ranForCall = call !== undefined && call === activation
-    if (!ranForCall) this.#fault(error)
     this.#lose(error, ranForCall ? call.id : undefined)
+    // Reported once the sandbox is gone, so the runner sees a lost sandbox and rebuilds it.
+    if (!ranForCall) this.#fault(error)
   }
 
   #classify(error: unknown): Entered {
