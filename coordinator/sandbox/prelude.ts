@@ -42,6 +42,9 @@ const setValues = Set.prototype.values, setAdd = Set.prototype.add
 const setIteratorNext = getPrototypeOf(new Set().values()).next
 const weakGet = WeakMap.prototype.get, weakSet = WeakMap.prototype.set, weakDelete = WeakMap.prototype.delete
 const dateTime = Date.prototype.getTime
+const ObjectProto = Object.prototype, ArrayBufferProto = ArrayBuffer.prototype, DateProto = Date.prototype
+const MapProto = Map.prototype, SetProto = Set.prototype
+const SharedArrayBufferProto = typeof SharedArrayBuffer === 'function' ? SharedArrayBuffer.prototype : undefined
 const typedBuffer = getOwnPropertyDescriptor(getPrototypeOf(Uint8Array.prototype), 'buffer').get
 const dataViewBuffer = getOwnPropertyDescriptor(DataView.prototype, 'buffer').get
 const bufferBytes = getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength').get
@@ -129,17 +132,23 @@ function snapshot(value, maxBytes) {
     if (typeof v !== 'object' || v === null) return v
     const cycle = apply(weakGet, open, [v])
     if (cycle !== undefined) return cycle
-    if (isView(v)) {
-      charge(viewBytes(v))
-      return v
+    // Plain objects and arrays first, by prototype: a brand check that fails throws, and an
+    // exception per value would cost more than the copy.
+    const proto = getPrototypeOf(v)
+    let kind = isArray(v) ? 'array' : proto === ObjectProto || proto === null ? 'object' : undefined
+    if (kind === undefined) {
+      if (isView(v)) {
+        charge(viewBytes(v))
+        return v
+      }
+      const bytes = proto === ArrayBufferProto || proto === SharedArrayBufferProto ? byteSize(v) : -1
+      if (bytes >= 0) {
+        charge(bytes)
+        return v
+      }
+      if (proto === DateProto && isBrand(dateTime, v)) return v
+      kind = proto === MapProto && isBrand(mapEntries, v) ? 'map' : proto === SetProto && isBrand(setValues, v) ? 'set' : 'object'
     }
-    const bytes = byteSize(v)
-    if (bytes >= 0) {
-      charge(bytes)
-      return v
-    }
-    if (isBrand(dateTime, v)) return v
-    const kind = isArray(v) ? 'array' : isBrand(mapEntries, v) ? 'map' : isBrand(setValues, v) ? 'set' : 'object'
     const out = kind === 'array' ? [] : kind === 'map' ? new MapCtor() : kind === 'set' ? new SetCtor() : {}
     apply(weakSet, open, [v, out])
     if (kind === 'map') {
