@@ -108,7 +108,7 @@ function clampDelay(delay: unknown, repeat: boolean): number {
 }
 
 /** The window a task's timer budget is counted over. */
-export const TIMER_WINDOW_MS = 1000
+const TIMER_WINDOW_MS = 1000
 
 /**
  * A task's timer callbacks share one CPU budget per second. `charge` adds what a firing used;
@@ -135,7 +135,8 @@ export class TimerBudget {
   }
 
   /** The window's CPU total when this charge first passes the budget; undefined otherwise. */
-  charge(ms: number, now = Date.now()): number | undefined {
+  charge(ms: number): number | undefined {
+    const now = Date.now()
     if (now >= this.windowEnd) {
       this.#windowStart = now
       this.#usedMs = 0
