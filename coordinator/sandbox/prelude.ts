@@ -225,13 +225,20 @@ function payloadOf(payload) {
 
 const shadowName = (opts) => (opts === undefined || opts === null ? undefined : opts.name)
 
+// The host keeps this much of a log line (bridge.ts); only that much crosses.
+const LOG_CHARS = 8192
+
 function fieldsOf(fields) {
   if (fields === undefined || fields === null) return undefined
-  try { return parse(stringify(fields)) } catch { return { fields: text(fields) } }
+  let json
+  try { json = stringify(fields) } catch {}
+  if (typeof json !== 'string') return { fields: clip(text(fields), LOG_CHARS) }
+  if (json.length > info.maxBridgeBytes) return { fields: '[dropped: ' + json.length + ' characters of JSON, more than ${BRIDGE_LIMIT}]' }
+  return parse(json)
 }
 
 function writeLog(level, message, fields) {
-  hostLog(level, text(message), fieldsOf(fields))
+  hostLog(level, clip(text(message), LOG_CHARS), fieldsOf(fields))
 }
 
 function show(value) {

@@ -139,6 +139,20 @@ describe('values crossing the bridge', () => {
     expect(e).toMatchObject({ code: 'COORD_TASK_LIMIT', message: 'task probe@1.0.0: the event is larger than 65536 bytes (tasks.maxBridgeBytes); refused before copying' })
   })
 
+  it('lets only what the host keeps of a log line cross: 8192 characters, and no fields larger than the bound', async () => {
+    const limits = { memoryMb: 128, cpuMsPerCall: 10_000, wallMsPerCall: 20_000 }
+    const { sandbox, host } = await sandboxFor(
+      bundle(`exports.handler = (e, ctx) => { ctx.log.info('x'.repeat(48 * 1024 * 1024), { blob: 'y'.repeat(2 * 1024 * 1024) }); return 'logged' }`),
+      { limits },
+    )
+    const heap = hostHeap()
+    expect(await sandbox.call(invoke(null))).toBe('logged')
+    expect(hostHeap() - heap).toBeLessThan(16 * MB)
+    expect(host.logs).toHaveLength(1)
+    expect(host.logs[0]?.message).toHaveLength(8192)
+    expect(host.logs[0]?.fields).toEqual({ fields: `[dropped: ${2 * 1024 * 1024 + 11} characters of JSON, more than tasks.maxBridgeBytes]` })
+  })
+
   it('copies values within the bound exactly, cycles and shared parts included', async () => {
     const { sandbox } = await sandboxFor(
       bundle(`exports.handler = () => {
