@@ -61,6 +61,8 @@ export interface SandboxMetrics {
 export const MAX_TIMERS = 64
 /** A bundle's top-level code initializes its libraries once, so it gets at least this much CPU. */
 export const LOAD_CPU_FLOOR_MS = 1000
+/** Its wall time is a multiple of that: on a busy gateway the load may get a small share of a core. */
+const LOAD_WALL_FACTOR = 10
 /**
  * What a timer firing costs the host besides the isolate's own CPU time (queueing the entry,
  * the apply, its promise): charged to the timer budget so that thousands of near-empty
@@ -245,7 +247,7 @@ export class TaskSandbox {
     const loadMs = Math.max(limits.cpuMsPerCall, LOAD_CPU_FLOOR_MS)
     const loading: Activation = {
       what: 'its top-level code', callId: undefined, cpuUsedMs: 0, cpuLimitMs: loadMs, perEntry: false, deadline: undefined,
-      entryWallMs: Math.max(limits.wallMsPerCall, loadMs), exceeded: () => undefined,
+      entryWallMs: Math.max(limits.wallMsPerCall, LOAD_WALL_FACTOR * loadMs), exceeded: () => undefined,
     }
     const ran = await this.#enter(loading, (timeout) => script.run(this.#context, { timeout, release: true }))
     this.#throwIfFailed(ran, loading)
