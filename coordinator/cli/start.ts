@@ -13,8 +13,12 @@ interface StartOptions extends CommonOptions {
   httpPort?: number
 }
 
-/** Deadline for a graceful stop before the process exits anyway. */
-const STOP_DEADLINE_MS = 10_000
+/**
+ * What a stop may take beyond draining task calls (tasks.drainTimeoutMs): closing listeners,
+ * committing queued shadow work, closing the broker and the databases. The unit's
+ * TimeoutStopSec (20 s) must stay above the drain plus this; past it the process exits anyway.
+ */
+const STOP_MARGIN_MS = 10_000
 
 export function registerStart(program: Command): void {
   program.command('start')
@@ -35,7 +39,10 @@ export function registerStart(program: Command): void {
       const stop = (signal: string): void => {
         void systemd?.stopping()
         log.info({ signal }, 'stopping')
-        setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref()
+        setTimeout(() => {
+          log.error({ deadlineMs: config.tasks.drainTimeoutMs + STOP_MARGIN_MS }, 'stop deadline passed; exiting uncleanly')
+          process.exit(1)
+        }, config.tasks.drainTimeoutMs + STOP_MARGIN_MS).unref()
         coordinator.close().then(() => process.exit(0), (err: Error) => {
           log.error({ err: err.message }, 'unclean stop')
           process.exit(1)

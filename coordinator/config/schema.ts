@@ -201,6 +201,12 @@ export const configSchema = z.object({
       /** Wall time of one call, in ms: the longest one call can hold a slot. */
       wallMsPerCall: z.number().int().min(1).max(600_000),
     }).strict(),
+    /** Bytes one value may take crossing a task's bridge: a result, an event, host-call arguments or answers. */
+    maxBridgeBytes: z.number().int().min(1024).max(64 * 1024 * 1024),
+    /** CPU time a task's timer callbacks together may use per second, in ms; beyond it they wait and the task is failing. */
+    timerCpuMsPerSecond: z.number().int().min(1).max(1000),
+    /** How long stop, replace and shutdown wait for running calls before disposing their isolates, in ms. */
+    drainTimeoutMs: z.number().int().min(0).max(60_000),
   }).strict().superRefine((t, ctx) => {
     if (t.caps.maxConcurrent !== null && t.caps.maxConcurrent > t.maxConcurrentCalls) {
       ctx.addIssue({ code: 'custom', path: ['caps', 'maxConcurrent'], message: `expected at most tasks.maxConcurrentCalls (${t.maxConcurrentCalls}), got ${t.caps.maxConcurrent}` })
@@ -270,6 +276,7 @@ export const DEFAULTS: CoordinatorConfig = {
   policies: [],
   shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20 },
   tasks: { trustedKeys: [], allowUnsigned: false, maxConcurrentCalls: 8, maxBundleBytes: 5 * 1024 * 1024, maxTasks: 64, maxMemoryMb: 512,
+    maxBridgeBytes: 1024 * 1024, timerCpuMsPerSecond: 100, drainTimeoutMs: 5000,
     caps: { maxConcurrent: null, queueSize: 5000, cpuMsPerCall: 1000, wallMsPerCall: 30_000 },
   },
   cloud: {

@@ -149,6 +149,8 @@ export class Coordinator {
       log: this.#log.child({ module: 'tasks' }),
       limits: { maxTasks: config.tasks.maxTasks, maxMemoryMb: config.tasks.maxMemoryMb },
       caps: config.tasks.caps,
+      bounds: { maxBridgeBytes: config.tasks.maxBridgeBytes, timerCpuMsPerSecond: config.tasks.timerCpuMsPerSecond },
+      drainTimeoutMs: config.tasks.drainTimeoutMs,
       retainBundles: deployments.retainedBundles,
     })
     // Installed tasks start from local state alone: no network is needed to come back up.

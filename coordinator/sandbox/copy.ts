@@ -67,3 +67,35 @@ function ownView(view: ArrayBufferView): ArrayBufferView {
   const Typed = view.constructor as new (buffer: ArrayBuffer) => ArrayBufferView
   return new Typed(bytes.buffer)
 }
+
+/**
+ * Whether a host value would take more than `maxBytes` crossing into the isolate, measured the
+ * way the prelude measures values leaving it: strings by length, bytes by their buffer's size,
+ * 8 bytes per value plus each key's length. Shared objects count once, as structured clone sends
+ * them once. Stops as soon as the bound is passed, so a huge value costs little to refuse.
+ */
+export function exceedsBridge(value: unknown, maxBytes: number): boolean {
+  let left = maxBytes
+  const seen = new Set<object>()
+  const stack: unknown[] = [value]
+  while (stack.length > 0) {
+    const v = stack.pop()
+    left -= 8
+    if (typeof v === 'string') left -= v.length
+    else if (typeof v === 'object' && v !== null && !seen.has(v)) {
+      seen.add(v)
+      if (ArrayBuffer.isView(v)) left -= v.buffer.byteLength
+      else if (v instanceof ArrayBuffer || v instanceof SharedArrayBuffer) left -= v.byteLength
+      else if (v instanceof Map) for (const [k, item] of v) stack.push(k, item)
+      else if (v instanceof Set) for (const item of v) stack.push(item)
+      else if (!(v instanceof Date) && !(v instanceof RegExp)) {
+        for (const [k, item] of Object.entries(v)) {
+          left -= k.length
+          stack.push(item)
+        }
+      }
+    }
+    if (left < 0) return true
+  }
+  return false
+}

@@ -3,8 +3,10 @@ import { CoordinatorError, type CoordinatorErrorOptions } from '../core/errors.j
 export type SandboxErrorCode =
   /** The bundle did not compile, its top-level code threw, or the handler is not exported. */
   | 'COORD_SANDBOX_LOAD'
-  /** A call used up its CPU or wall time; `limit` says which. */
+  /** A call (or a timer callback) took longer than its wall time; `limit.kind` is 'wall'. */
   | 'COORD_SANDBOX_TIMEOUT'
+  /** A call (or a timer callback) used up its CPU time; `limit.kind` is 'cpu'. */
+  | 'COORD_SANDBOX_CPU_LIMIT'
   /** The isolate hit its heap limit and is gone. */
   | 'COORD_SANDBOX_MEMORY'
   /** The handler (or start()) threw or rejected; `taskError` holds what it threw. */
@@ -93,7 +95,11 @@ export const loadError = (task: string, why: string, options?: SandboxErrorOptio
   new SandboxError('COORD_SANDBOX_LOAD', `task ${task} failed to load: ${why}`, options)
 
 export const timeoutError = (task: string, what: string, limit: SandboxLimitHit): SandboxError =>
-  new SandboxError('COORD_SANDBOX_TIMEOUT', `task ${task}: ${what} exceeded its ${limit.kind === 'cpu' ? 'CPU time' : 'wall time'} limit of ${limit.ms} ms`, { limit })
+  new SandboxError(
+    limit.kind === 'cpu' ? 'COORD_SANDBOX_CPU_LIMIT' : 'COORD_SANDBOX_TIMEOUT',
+    `task ${task}: ${what} exceeded its ${limit.kind === 'cpu' ? 'CPU time' : 'wall time'} limit of ${limit.ms} ms`,
+    { limit },
+  )
 
 export const memoryError = (task: string, limitMb: number): SandboxError =>
   new SandboxError('COORD_SANDBOX_MEMORY', `task ${task} exceeded its memory limit of ${limitMb} MB; its isolate was disposed`)
@@ -106,3 +112,37 @@ export const disposedError = (task: string, why = 'the sandbox was disposed'): S
 
 export const resultError = (task: string, what: string, why: string): SandboxError =>
   new SandboxError('COORD_SANDBOX_RESULT', `task ${task}: the result of ${what} cannot leave the sandbox: ${clip(why)}`)
+
+/** A per-task bound on what a task pushes at the host; `limit` names the config key. */
+export const TASK_LIMIT = 'COORD_TASK_LIMIT'
+
+/**
+ * A task went over one of its host-side bounds (a value crossing the bridge, its timers' CPU
+ * budget). It counts toward the task's failure budget like a failed call. The sandbox raises it,
+ * so it lives here; the task service uses the same code for its own bounds.
+ */
+export class TaskLimitError extends CoordinatorError {
+  readonly code = TASK_LIMIT
+  readonly limit: string
+
+  constructor(limit: string, message: string, options?: CoordinatorErrorOptions) {
+    super(message, options)
+    this.limit = limit
+  }
+
+  override toJSON(): ReturnType<CoordinatorError['toJSON']> & { limit: string } {
+    return { ...super.toJSON(), limit: this.limit }
+  }
+}
+
+export const BRIDGE_LIMIT = 'tasks.maxBridgeBytes'
+export const TIMER_BUDGET_LIMIT = 'tasks.timerCpuMsPerSecond'
+
+export const bridgeLimitError = (task: string, what: string, maxBytes: number): TaskLimitError =>
+  new TaskLimitError(BRIDGE_LIMIT, `task ${task}: ${what} is larger than ${maxBytes} bytes (${BRIDGE_LIMIT}); refused before copying`)
+
+export const timerBudgetError = (task: string, usedMs: number, budgetMs: number): TaskLimitError =>
+  new TaskLimitError(
+    TIMER_BUDGET_LIMIT,
+    `task ${task}: timer callbacks used ${Math.round(usedMs)} ms of CPU within one second; the budget is ${budgetMs} ms (${TIMER_BUDGET_LIMIT}); timers are held until the second ends`,
+  )

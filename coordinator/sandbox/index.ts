@@ -1,3 +1,6 @@
 export * from './types.js'
 export { TaskSandbox, MAX_TIMERS, LOAD_CPU_FLOOR_MS, type SandboxOptions, type SandboxMetrics } from './sandbox.js'
-export { SandboxError, TIMER_LIMIT, type SandboxErrorCode, type TaskErrorInfo, type SandboxLimitHit } from './errors.js'
+export {
+  SandboxError, TaskLimitError, TIMER_LIMIT, TASK_LIMIT,
+  type SandboxErrorCode, type TaskErrorInfo, type SandboxLimitHit,
+} from './errors.js'

@@ -1,4 +1,4 @@
-import { TIMER_LIMIT } from './errors.js'
+import { BRIDGE_LIMIT, TASK_LIMIT, TIMER_LIMIT } from './errors.js'
 
 /**
  * The isolate half of the bridge, run once per isolate before the task's bundle, as the body of a
@@ -12,19 +12,43 @@ import { TIMER_LIMIT } from './errors.js'
  *   $2 log(level, message, fields) ignored
  *   $3 timer(op, id, delay, repeat) ignored: 'set' or 'clear'
  *   $4 cbor(op, value)             sync: {ok, value} or {ok: false, message, code}
- *   $5 {name, version, config, maxTimers}, a copy
+ *   $5 {name, version, config, maxTimers, maxBridgeBytes}, a copy
+ *   $6 limit(what)                 ignored: a value leaving the isolate was refused for its size
  *
  * It returns the entry points the host calls (each host entry runs under a time limit):
- * bind(handlerName), run(callId, event, isStart), settle(requestId, ok, value), fire(timerId, cancel).
+ * bind(handlerName), run(callId, event, isStart), settle(requestId, ok, value), fire(timerId),
+ * cancel(timerIds).
+ *
+ * Every value that leaves for the host (a result, host-call arguments, a cbor value) is first
+ * measured and rebuilt here by bounded(): isolated-vm copies a callback's arguments before any
+ * host code runs, so a size check on the host would come after the copy it is meant to prevent.
+ * The rebuilt value holds only data properties, so what is copied is exactly what was measured
+ * (a getter cannot answer differently the second time); shared objects count each time they
+ * appear, as JSON would write them out on the host.
  *
  * Built-ins are captured up front so a bundled polyfill that replaces Promise, JSON or Map does
  * not break ctx. That is robustness, not security: the host checks everything it receives.
  */
 export const PRELUDE_SOURCE = String.raw`
 'use strict'
-const hostRequest = $0, hostDone = $1, hostLog = $2, hostTimer = $3, hostCbor = $4, info = $5
-const { freeze, isFrozen, keys, create } = Object
-const { apply } = Reflect
+const hostRequest = $0, hostDone = $1, hostLog = $2, hostTimer = $3, hostCbor = $4, info = $5, hostLimit = $6
+const { freeze, isFrozen, keys, create, getPrototypeOf, getOwnPropertyDescriptor } = Object
+const { apply, defineProperty } = Reflect
+const isArray = Array.isArray
+const MapCtor = Map, SetCtor = Set, WeakMapCtor = WeakMap
+const mapEntries = Map.prototype.entries, mapSet = Map.prototype.set
+const mapIteratorNext = getPrototypeOf(new Map().entries()).next
+const setValues = Set.prototype.values, setAdd = Set.prototype.add
+const setIteratorNext = getPrototypeOf(new Set().values()).next
+const weakGet = WeakMap.prototype.get, weakSet = WeakMap.prototype.set, weakDelete = WeakMap.prototype.delete
+const dateTime = Date.prototype.getTime
+const ObjectProto = Object.prototype, ArrayBufferProto = ArrayBuffer.prototype, DateProto = Date.prototype
+const MapProto = Map.prototype, SetProto = Set.prototype
+const SharedArrayBufferProto = typeof SharedArrayBuffer === 'function' ? SharedArrayBuffer.prototype : undefined
+const typedBuffer = getOwnPropertyDescriptor(getPrototypeOf(Uint8Array.prototype), 'buffer').get
+const dataViewBuffer = getOwnPropertyDescriptor(DataView.prototype, 'buffer').get
+const bufferBytes = getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength').get
+const sharedBytes = typeof SharedArrayBuffer === 'function' ? getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength').get : undefined
 const PromiseCtor = Promise
 const promiseThen = Promise.prototype.then
 const ErrorCtor = Error, TypeErrorCtor = TypeError, StringCtor = String
@@ -49,19 +73,119 @@ function taskError(message, code) {
   return e
 }
 
-// Plain strings only: this crosses to the host, which re-checks every field.
+// The host keeps 4000 characters of a message and 2000 of the task's frames; one more than it
+// keeps still lets it mark a message as cut.
+const MESSAGE_CHARS = 4001, STACK_CHARS = 16000, NAME_CHARS = 200
+const clip = (s, n) => (s.length > n ? s.slice(0, n) : s)
+
+// Plain, clipped strings only: this crosses to the host, which re-checks every field.
 function describe(thrown) {
   try {
-    if (typeof thrown !== 'object' || thrown === null) return { name: 'Error', message: text(thrown) }
+    if (typeof thrown !== 'object' || thrown === null) return { name: 'Error', message: clip(text(thrown), MESSAGE_CHARS) }
     const { name, message, code, stack } = thrown
     return {
-      name: typeof name === 'string' ? name : 'Error',
-      message: typeof message === 'string' ? message : text(thrown),
-      code: typeof code === 'string' ? code : undefined,
-      stack: typeof stack === 'string' ? stack : undefined,
+      name: typeof name === 'string' ? clip(name, NAME_CHARS) : 'Error',
+      message: clip(typeof message === 'string' ? message : text(thrown), MESSAGE_CHARS),
+      code: typeof code === 'string' ? clip(code, NAME_CHARS) : undefined,
+      stack: typeof stack === 'string' ? clip(stack, STACK_CHARS) : undefined,
     }
   } catch {
     return { name: 'Error', message: '[unprintable thrown value]' }
+  }
+}
+
+// Thrown by snapshot() when the bound is passed; never escapes bounded().
+const TOO_LARGE = freeze({})
+
+function byteSize(value) {
+  try { return apply(bufferBytes, value, []) } catch {}
+  if (sharedBytes !== undefined) try { return apply(sharedBytes, value, []) } catch {}
+  return -1
+}
+
+function viewBytes(view) {
+  let buffer
+  try { buffer = apply(typedBuffer, view, []) } catch { buffer = apply(dataViewBuffer, view, []) }
+  return byteSize(buffer)
+}
+
+function isBrand(method, value) {
+  try { apply(method, value, []); return true } catch { return false }
+}
+
+// A copy of value made of data properties only, charging 8 bytes per value, strings by length and
+// views by their whole buffer (structured clone sends it all). Cycles stay cycles.
+function snapshot(value, maxBytes) {
+  let left = maxBytes
+  const open = new WeakMapCtor()
+  const charge = (n) => {
+    left -= n
+    if (left < 0) throw TOO_LARGE
+  }
+  const put = (target, key, v) => defineProperty(target, key, { value: v, writable: true, enumerable: true, configurable: true })
+  const copy = (v) => {
+    charge(8)
+    if (typeof v === 'string') {
+      charge(v.length)
+      return v
+    }
+    if (typeof v !== 'object' || v === null) return v
+    const cycle = apply(weakGet, open, [v])
+    if (cycle !== undefined) return cycle
+    // Plain objects and arrays first, by prototype: a brand check that fails throws, and an
+    // exception per value would cost more than the copy.
+    const proto = getPrototypeOf(v)
+    let kind = isArray(v) ? 'array' : proto === ObjectProto || proto === null ? 'object' : undefined
+    if (kind === undefined) {
+      if (isView(v)) {
+        charge(viewBytes(v))
+        return v
+      }
+      const bytes = proto === ArrayBufferProto || proto === SharedArrayBufferProto ? byteSize(v) : -1
+      if (bytes >= 0) {
+        charge(bytes)
+        return v
+      }
+      if (proto === DateProto && isBrand(dateTime, v)) return v
+      kind = proto === MapProto && isBrand(mapEntries, v) ? 'map' : proto === SetProto && isBrand(setValues, v) ? 'set' : 'object'
+    }
+    const out = kind === 'array' ? [] : kind === 'map' ? new MapCtor() : kind === 'set' ? new SetCtor() : {}
+    apply(weakSet, open, [v, out])
+    if (kind === 'map') {
+      const it = apply(mapEntries, v, [])
+      for (let step = apply(mapIteratorNext, it, []); !step.done; step = apply(mapIteratorNext, it, [])) {
+        apply(mapSet, out, [copy(step.value[0]), copy(step.value[1])])
+      }
+    } else if (kind === 'set') {
+      const it = apply(setValues, v, [])
+      for (let step = apply(setIteratorNext, it, []); !step.done; step = apply(setIteratorNext, it, [])) apply(setAdd, out, [copy(step.value)])
+    } else if (kind === 'array') {
+      const n = v.length
+      for (let i = 0; i < n; i++) put(out, i, copy(v[i]))
+    } else {
+      const names = keys(v)
+      for (let i = 0; i < names.length; i++) {
+        charge(names[i].length)
+        put(out, names[i], copy(v[names[i]]))
+      }
+    }
+    apply(weakDelete, open, [v])
+    return out
+  }
+  return copy(value)
+}
+
+// What may leave for the host; a refusal is reported to the host (it counts against the task)
+// and thrown to the task as an Error with code ${TASK_LIMIT}.
+function bounded(value, what) {
+  try {
+    return snapshot(value, info.maxBridgeBytes)
+  } catch (e) {
+    if (e !== TOO_LARGE) throw e
+    hostLimit(what)
+    const error = taskError(what + ' is larger than ' + info.maxBridgeBytes + ' bytes (${BRIDGE_LIMIT}); refused before copying', '${TASK_LIMIT}')
+    error.limit = '${BRIDGE_LIMIT}'
+    throw error
   }
 }
 
@@ -74,7 +198,7 @@ function request(method, args) {
     const id = ++nextRequest
     pending[id] = { resolve, reject }
     try {
-      hostRequest(id, method, args)
+      hostRequest(id, method, bounded(args, 'a ' + method + ' request'))
     } catch (e) {
       delete pending[id]
       reject(e)
@@ -101,13 +225,20 @@ function payloadOf(payload) {
 
 const shadowName = (opts) => (opts === undefined || opts === null ? undefined : opts.name)
 
+// The host keeps this much of a log line (bridge.ts); only that much crosses.
+const LOG_CHARS = 8192
+
 function fieldsOf(fields) {
   if (fields === undefined || fields === null) return undefined
-  try { return parse(stringify(fields)) } catch { return { fields: text(fields) } }
+  let json
+  try { json = stringify(fields) } catch {}
+  if (typeof json !== 'string') return { fields: clip(text(fields), LOG_CHARS) }
+  if (json.length > info.maxBridgeBytes) return { fields: '[dropped: ' + json.length + ' characters of JSON, more than ${BRIDGE_LIMIT}]' }
+  return parse(json)
 }
 
 function writeLog(level, message, fields) {
-  hostLog(level, text(message), fieldsOf(fields))
+  hostLog(level, clip(text(message), LOG_CHARS), fieldsOf(fields))
 }
 
 function show(value) {
@@ -130,7 +261,7 @@ function consoleWriter(level) {
 }
 
 function viaHost(op, value) {
-  const outcome = hostCbor(op, value)
+  const outcome = hostCbor(op, bounded(value, 'a cbor.' + op + ' value'))
   if (!outcome.ok) throw taskError(outcome.message, outcome.code)
   return outcome.value
 }
@@ -200,15 +331,21 @@ function timerFailed(thrown) {
   hostLog('error', 'timer callback failed: ' + error.name + ': ' + error.message, { error })
 }
 
-// cancel: the host gave up on this timer (its callback hit the CPU limit); forget it unrun.
-function fire(id, cancel) {
+function forget(id) {
+  if (timers[id] === undefined) return
+  delete timers[id]
+  liveTimers--
+}
+
+// The host gave up on these timers (a limit, or the call that armed them failed): forget them unrun.
+function cancel(ids) {
+  for (let i = 0; i < ids.length; i++) forget(ids[i])
+}
+
+function fire(id) {
   const timer = timers[id]
   if (timer === undefined) return
-  if (!timer.repeat || cancel) {
-    delete timers[id]
-    liveTimers--
-  }
-  if (cancel) return
+  if (!timer.repeat) forget(id)
   try {
     const result = apply(timer.callback, undefined, timer.args)
     if (result instanceof PromiseCtor) apply(promiseThen, result, [undefined, timerFailed])
@@ -250,8 +387,15 @@ function bind(handlerName) {
 }
 
 function finish(callId, value) {
+  let copy
   try {
-    hostDone(callId, 'ok', value)
+    copy = snapshot(value, info.maxBridgeBytes)
+  } catch (e) {
+    hostDone(callId, e === TOO_LARGE ? 'limit' : 'unclonable', e === TOO_LARGE ? null : describe(e))
+    return
+  }
+  try {
+    hostDone(callId, 'ok', copy)
   } catch (e) {
     hostDone(callId, 'unclonable', describe(e))
   }
@@ -268,5 +412,5 @@ function run(callId, event, isStart) {
   whenSettled(result, (value) => finish(callId, value), (e) => hostDone(callId, 'threw', describe(e)))
 }
 
-return freeze({ bind, run, settle, fire })
+return freeze({ bind, run, settle, fire, cancel })
 `

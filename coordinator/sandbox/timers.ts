@@ -8,6 +8,8 @@ interface HostTimer {
   repeat: boolean
   /** A firing is queued or running; further ticks are dropped instead of piling up. */
   busy: boolean
+  /** The call that armed it, while that call is pending; its failure clears the timer. */
+  owner: number | undefined
 }
 
 /**
@@ -19,6 +21,8 @@ export class HostTimers {
   readonly #live = new Map<number, HostTimer>()
   readonly #max: number
   readonly #fire: (id: number) => void
+  /** While the task's timer budget is spent: intervals skip their ticks, timeouts wait. */
+  #heldUntil = 0
 
   /** `fire` must call `fired(id)` once the firing has left the isolate. */
   constructor(max: number, fire: (id: number) => void) {
@@ -30,16 +34,33 @@ export class HostTimers {
     return this.#live.size
   }
 
-  /** False when refused: bad id, id in use, or the cap reached. */
-  set(id: unknown, delay: unknown, repeat: boolean): boolean {
+  /** False when refused: bad id, id in use, or the cap reached. `owner`: the pending call arming it. */
+  set(id: unknown, delay: unknown, repeat: boolean, owner?: number): boolean {
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || this.#live.has(id) || this.#live.size >= this.#max) return false
     const ms = clampDelay(delay, repeat)
-    const tick = (): void => this.#tick(id)
-    const handle = repeat ? setInterval(tick, ms) : setTimeout(tick, ms)
-    // A task's timer alone must not keep the process alive; the daemon's servers do that.
-    handle.unref()
-    this.#live.set(id, { handle, repeat, busy: false })
+    this.#live.set(id, { handle: this.#arm(id, ms, repeat), repeat, busy: false, owner })
     return true
+  }
+
+  ownerOf(id: number): number | undefined {
+    return this.#live.get(id)?.owner
+  }
+
+  /** The call settled well: its timers are the task's own from now on. */
+  release(owner: number): void {
+    for (const timer of this.#live.values()) if (timer.owner === owner) timer.owner = undefined
+  }
+
+  /** Clears the timers a (failed) call armed; returns their ids so the isolate can forget them too. */
+  clearOwnedBy(owner: number): number[] {
+    const ids = [...this.#live].filter(([, timer]) => timer.owner === owner).map(([id]) => id)
+    for (const id of ids) this.clear(id)
+    return ids
+  }
+
+  /** No timer fires before `untilMs` (Date.now() time); a timeout due meanwhile fires then. */
+  holdUntil(untilMs: number): void {
+    this.#heldUntil = Math.max(this.#heldUntil, untilMs)
   }
 
   /** True when the timer was live. */
@@ -60,9 +81,21 @@ export class HostTimers {
     if (timer !== undefined) timer.busy = false
   }
 
+  #arm(id: number, ms: number, repeat: boolean): NodeJS.Timeout {
+    const tick = (): void => this.#tick(id)
+    const handle = repeat ? setInterval(tick, ms) : setTimeout(tick, ms)
+    // A task's timer alone must not keep the process alive; the daemon's servers do that.
+    return handle.unref()
+  }
+
   #tick(id: number): void {
     const timer = this.#live.get(id)
     if (timer === undefined || timer.busy) return
+    const held = this.#heldUntil - Date.now()
+    if (held > 0) {
+      if (!timer.repeat) timer.handle = this.#arm(id, held, false)
+      return
+    }
     if (timer.repeat) timer.busy = true
     else this.#live.delete(id)
     this.#fire(id)
@@ -72,4 +105,46 @@ export class HostTimers {
 function clampDelay(delay: unknown, repeat: boolean): number {
   const ms = typeof delay === 'number' && Number.isFinite(delay) ? Math.min(Math.max(delay, 0), MAX_TIMER_MS) : 0
   return repeat ? Math.max(ms, MIN_INTERVAL_MS) : ms
+}
+
+/** The window a task's timer budget is counted over. */
+const TIMER_WINDOW_MS = 1000
+
+/**
+ * A task's timer callbacks share one CPU budget per second. `charge` adds what a firing used;
+ * the first charge that passes the budget in a window returns the window's total (once), and the
+ * caller then holds the task's timers until the window ends.
+ */
+export class TimerBudget {
+  readonly #budgetMs: number
+  #windowStart = -Infinity
+  #usedMs = 0
+  #reported = false
+
+  constructor(budgetMs: number) {
+    this.#budgetMs = budgetMs
+  }
+
+  get budgetMs(): number {
+    return this.#budgetMs
+  }
+
+  /** When the current window ends (Date.now() time). */
+  get windowEnd(): number {
+    return this.#windowStart + TIMER_WINDOW_MS
+  }
+
+  /** The window's CPU total when this charge first passes the budget; undefined otherwise. */
+  charge(ms: number): number | undefined {
+    const now = Date.now()
+    if (now >= this.windowEnd) {
+      this.#windowStart = now
+      this.#usedMs = 0
+      this.#reported = false
+    }
+    this.#usedMs += ms
+    if (this.#reported || this.#usedMs <= this.#budgetMs) return undefined
+    this.#reported = true
+    return this.#usedMs
+  }
 }

@@ -54,3 +54,13 @@ export interface SandboxLimits {
   /** Wall time one call may take, including awaited host calls. */
   wallMsPerCall: number
 }
+
+/** The operator's per-task bounds on what crosses the bridge (config `tasks.*`). */
+export interface SandboxBounds {
+  /** Bytes one value may take crossing the bridge either way: results, events, host-call arguments and answers. */
+  maxBridgeBytes: number
+  /** CPU time all of a task's timer callbacks together may use per second. */
+  timerCpuMsPerSecond: number
+}
+
+export const SANDBOX_BOUNDS_DEFAULTS: Readonly<SandboxBounds> = Object.freeze({ maxBridgeBytes: 1024 * 1024, timerCpuMsPerSecond: 100 })

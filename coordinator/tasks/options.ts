@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.js'
 import type { LocalBus } from '../broker/index.js'
 import type { ShadowService } from '../shadow/index.js'
 import type { DeviceStore, Db } from '../store/index.js'
+import type { SandboxBounds } from '../sandbox/index.js'
 import type { RestartPolicy } from './restart-policy.js'
 
 export interface TaskServiceOptions {
@@ -21,8 +22,10 @@ export interface TaskServiceOptions {
   log: Logger
   /** Backoff and broken thresholds; RESTART_DEFAULTS otherwise. */
   restart?: Partial<RestartPolicy>
-  /** How long stop, replace and close wait for accepted calls, in ms. */
+  /** How long stop, replace and close wait for accepted calls, in ms; then their isolates are disposed. */
   drainTimeoutMs?: number
+  /** Per-task bounds on what crosses the bridge; SANDBOX_BOUNDS_DEFAULTS otherwise. */
+  bounds?: Partial<SandboxBounds>
   /** Sized to the board (hardware profiles): installed tasks, and the isolate heap a manifest may ask for (MB). */
   limits?: TaskLimits
   /** Ceilings on what a manifest's limits may ask (config `tasks.caps`); TASK_CAP_DEFAULTS otherwise. */
@@ -74,4 +77,7 @@ export function validateOptions(opts: TaskServiceOptions): void {
   }
   if (caps.maxConcurrent > opts.maxConcurrentCalls) throw new InvalidArgumentError(`caps.maxConcurrent (${caps.maxConcurrent}) must be at most maxConcurrentCalls (${opts.maxConcurrentCalls})`)
   if (caps.wallMsPerCall < caps.cpuMsPerCall) throw new InvalidArgumentError(`caps.wallMsPerCall (${caps.wallMsPerCall}) must be at least caps.cpuMsPerCall (${caps.cpuMsPerCall})`)
+  const { maxBridgeBytes, timerCpuMsPerSecond } = opts.bounds ?? {}
+  if (maxBridgeBytes !== undefined && !(Number.isInteger(maxBridgeBytes) && maxBridgeBytes >= 1)) throw new InvalidArgumentError('bounds.maxBridgeBytes must be an integer >= 1')
+  if (timerCpuMsPerSecond !== undefined && !(timerCpuMsPerSecond > 0)) throw new InvalidArgumentError('bounds.timerCpuMsPerSecond must be > 0')
 }

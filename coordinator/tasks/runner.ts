@@ -43,6 +43,11 @@ export interface RunnerOptions {
   log: TaskLog
   /** Called once, when the runner gives up on the task. */
   onBroken(runner: TaskRunner): void
+  /**
+   * Long-lived tasks run without calls (start() and its timers), so a lost or stale sandbox is
+   * rebuilt as soon as its pause ends rather than at the next call.
+   */
+  keepAlive?: boolean
 }
 
 export type RunnerState = 'running' | 'broken' | 'closed'
@@ -238,7 +243,7 @@ export class TaskRunner {
     if (this.#state !== 'running') return
     const code = codeOf(err)
     this.#o.counters.failures++
-    if (code === 'COORD_SANDBOX_TIMEOUT') this.#o.counters.timeouts++
+    if (code === 'COORD_SANDBOX_TIMEOUT' || code === 'COORD_SANDBOX_CPU_LIMIT') this.#o.counters.timeouts++
     this.#lastError = describeError(err)
     const verdict = this.#streak.failure(sandbox === undefined || sandbox.disposed)
     this.#o.log.lifecycle(this.version, 'warn', what, { code, error: this.#lastError, streak: verdict.streak }, true)
@@ -265,8 +270,11 @@ export class TaskRunner {
       resolve = r
     })
     const timer = setTimeout(() => {
-      if (this.#pause === pause) this.#pause = undefined
+      if (this.#pause !== pause) return resolve()
+      this.#pause = undefined
       resolve()
+      // A refusal (broken, closed) or a failed rebuild is already counted and logged.
+      if (this.#o.keepAlive === true) this.#ready().catch(() => {})
     }, ms)
     timer.unref()
     const pause: Pause = {

@@ -48,7 +48,7 @@ export class TaskService {
     this.#ctx = {
       bus: opts.bus, shadows: opts.shadows, devices: opts.devices, store: this.#store,
       slots: this.#slots, caps: this.#caps,
-      restart: { ...RESTART_DEFAULTS, ...opts.restart }, clock: opts.clock, log: opts.log,
+      restart: { ...RESTART_DEFAULTS, ...opts.restart }, bounds: opts.bounds ?? {}, clock: opts.clock, log: opts.log,
       invoke: (caller, target, payload) => this.#call(target, payload, caller, true),
       onBroken: (task, runner) => this.#onBroken(task, runner),
     }

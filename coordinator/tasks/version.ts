@@ -3,7 +3,7 @@ import type { Logger } from '../core/log.js'
 import type { LocalBus } from '../broker/index.js'
 import { checkDigest, decodeBundle, resolveConfig, verifyBundleTrust, type DecodedBundle, type TaskManifest, type TrustPolicy } from '../protocol/index.js'
 import type { ShadowChangeListener } from '../shadow/index.js'
-import { TaskSandbox, type TaskEvent } from '../sandbox/index.js'
+import { TaskSandbox, type SandboxBounds, type TaskEvent } from '../sandbox/index.js'
 import type { CallSlots } from './call-slots.js'
 import { configInvalid } from './errors.js'
 import { buildHostApi, type ShadowPort } from './host-api.js'
@@ -26,6 +26,8 @@ export interface VersionContext {
   /** What a manifest's limits are granted up to. */
   caps: ResolvedCaps
   restart: RestartPolicy
+  /** What may cross each task's bridge (config `tasks.maxBridgeBytes`, `tasks.timerCpuMsPerSecond`). */
+  bounds: Partial<SandboxBounds>
   clock: Clock
   log: Logger
   /** A call from one task's handler to another task. */
@@ -98,10 +100,10 @@ export async function loadVersion(ctx: VersionContext, spec: VersionSpec): Promi
   const runner = await TaskRunner.create({
     task: name, version: manifest.version, limits, priority: queuePriority(manifest), slots: ctx.slots,
     counters: spec.counters, restart: ctx.restart, clock: ctx.clock, log: spec.taskLog,
-    onBroken: (r) => ctx.onBroken(name, r),
+    onBroken: (r) => ctx.onBroken(name, r), keepAlive: manifest.mode === 'long-lived',
     createSandbox: (onFault) => TaskSandbox.create({
       taskName: name, version: manifest.version, code, handler: manifest.handler, mode: manifest.mode,
-      limits, host, config: spec.config, log: sandboxLog, onFault,
+      limits, bounds: ctx.bounds, host, config: spec.config, log: sandboxLog, onFault,
     }),
   })
   try {

@@ -2,6 +2,8 @@
 //
 //   npm run bench                         every figure
 //   npm run bench -- broker               one figure (a name in FIGURES below), or several;
+//   npm run bench -- broker               one figure (broker | shadow | startup | outbox | task-latency |
+//                                         task-throughput | task-memory | task-isolation | task-cpu-limit | swarm), or several;
 //                                         with no name: broker, shadow, startup
 //   npm run bench -- broker --runs 7      flags after the names go to the figure scripts
 //   npm run bench -- --out results.json   also write the figures' JSON lines to a file
@@ -38,6 +40,7 @@ const FIGURES = {
   'task-memory': 'task-memory.mjs',
   'task-isolation': 'task-isolation.mjs',
   'task-fairness': 'task-fairness.mjs',
+  'task-cpu-limit': 'task-cpu-limit.mjs',
   swarm: 'swarm.mjs',
   rollout: 'rollout.mjs',
   'db-check': 'db-check.mjs',

@@ -42,8 +42,18 @@ interface Attack {
 const limits = { memoryMb: 16, cpuMsPerCall: 100, wallMsPerCall: 5000 }
 
 const ATTACKS: Attack[] = [
-  { what: 'an infinite loop in the handler', name: 'spin', body: 'exports.handler = async () => { for (;;) {} }', status: 504, code: 'COORD_SANDBOX_TIMEOUT', message: /^task spin@1\.0\.0: handler "handler" exceeded its CPU time limit of 100 ms$/ },
-  { what: 'an endless chain of awaits', name: 'spin-async', body: 'exports.handler = async () => { for (;;) await null }', status: 504, code: 'COORD_SANDBOX_TIMEOUT', message: /exceeded its CPU time limit of 100 ms$/ },
+  { what: 'an infinite loop in the handler', name: 'spin', body: 'exports.handler = async () => { for (;;) {} }', status: 500, code: 'COORD_SANDBOX_CPU_LIMIT', message: /^task spin@1\.0\.0: handler "handler" exceeded its CPU time limit of 100 ms$/ },
+  { what: 'an endless chain of awaits', name: 'spin-async', body: 'exports.handler = async () => { for (;;) await null }', status: 500, code: 'COORD_SANDBOX_CPU_LIMIT', message: /exceeded its CPU time limit of 100 ms$/ },
+  {
+    what: 'a handler blocked in the isolate past its wall time', name: 'sleeper', extra: { limits: { memoryMb: 16, cpuMsPerCall: 100, wallMsPerCall: 300 } },
+    body: 'exports.handler = async () => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000) }',
+    status: 504, code: 'COORD_SANDBOX_TIMEOUT', message: /^task sleeper@1\.0\.0: handler "handler" exceeded its wall time limit of 300 ms$/,
+  },
+  {
+    what: 'a huge result', name: 'hoarder', extra: { limits: { memoryMb: 64, cpuMsPerCall: 2000, wallMsPerCall: 5000 } },
+    body: "exports.handler = async () => 'x'.repeat(32 * 1024 * 1024)",
+    status: 413, code: 'COORD_TASK_LIMIT', message: /^task hoarder@1\.0\.0: the result of handler "handler" is larger than 1048576 bytes \(tasks\.maxBridgeBytes\); refused before copying$/,
+  },
   {
     what: 'a memory bomb', name: 'bomb', calls: 2, extra: { limits: { memoryMb: 16, cpuMsPerCall: 5000, wallMsPerCall: 10_000 } },
     body: 'exports.handler = async () => { const hoard = []; for (;;) hoard.push(new Array(1e5).fill(hoard.length)) }',
@@ -64,7 +74,7 @@ const ATTACKS: Attack[] = [
   {
     what: 'an 8 MB binary publish', name: 'big-bytes', extra: { permissions: { publish: ['out/#'] } },
     body: "exports.handler = async (event, ctx) => { await ctx.publish('out/big', new Uint8Array(8e6)) }",
-    status: 500, code: 'COORD_SANDBOX_THREW', message: /publish payload for "out\/big" is 8000000 bytes; the limit is 262144 bytes$/,
+    status: 500, code: 'COORD_SANDBOX_THREW', message: /threw Error: a publish request is larger than 1048576 bytes \(tasks\.maxBridgeBytes\); refused before copying$/,
   },
   {
     what: 'a publish outside its permissions', name: 'trespasser', extra: { permissions: { publish: ['out/#'] } },
@@ -195,8 +205,8 @@ describe('adversarial bundles through the local API', () => {
         return out
       })
       // One call failed in the first test; four more end the streak of five.
-      expect(replies.slice(0, 4).map((r) => r.body['code'])).toEqual(Array(4).fill('COORD_SANDBOX_TIMEOUT'))
-      expect(replies[4]).toMatchObject({ status: 409, body: { code: 'COORD_TASK_BROKEN', message: expect.stringMatching(/^task "spin" is broken after repeated failures: COORD_SANDBOX_TIMEOUT: .*CPU time limit of 100 ms; start it again once fixed$/) } })
+      expect(replies.slice(0, 4).map((r) => r.body['code'])).toEqual(Array(4).fill('COORD_SANDBOX_CPU_LIMIT'))
+      expect(replies[4]).toMatchObject({ status: 409, body: { code: 'COORD_TASK_BROKEN', message: expect.stringMatching(/^task "spin" is broken after repeated failures: COORD_SANDBOX_CPU_LIMIT: .*CPU time limit of 100 ms; start it again once fixed$/) } })
       expect((await (await fetch(`${api}/v1/tasks/spin`)).json()) as TaskInfo).toMatchObject({ state: 'broken', metrics: { failures: 5, timeouts: 5 } })
     })
 
@@ -214,9 +224,24 @@ describe('adversarial bundles through the local API', () => {
       })
       // Five timer callbacks at the CPU limit, no call among them: the same streak as five failed calls.
       expect(info).toMatchObject({ state: 'broken', metrics: { calls: 0, failures: 5, timeouts: 5 } })
-      expect(info.lastError).toMatch(/^COORD_SANDBOX_TIMEOUT: task timer-spin@1\.0\.0: a timer callback exceeded its CPU time limit of 100 ms$/)
+      expect(info.lastError).toMatch(/^COORD_SANDBOX_CPU_LIMIT: task timer-spin@1\.0\.0: a timer callback exceeded its CPU time limit of 100 ms$/)
       expect(await invoke('timer-spin', null)).toMatchObject({ status: 409, body: { code: 'COORD_TASK_BROKEN' } })
     })
+
+    it('a long-lived task with 64 zero-delay intervals goes over its timer budget and is marked broken, while the good task serves on', async () => {
+      const body = `exports.start = async () => { for (let i = 0; i < 64; i++) setInterval(() => {}, 0) }
+        exports.handler = async () => 'alive'`
+      const info = await whileServing(async () => {
+        expect((await post('/v1/tasks', signed(manifest('timer-flood', { mode: 'long-lived', limits }), body))).status).toBe(201)
+        for (;;) {
+          const task = (await (await fetch(`${api}/v1/tasks/timer-flood`)).json()) as TaskInfo
+          if (task.state === 'broken') return task
+          await new Promise((resolve) => setTimeout(resolve, 100))
+        }
+      })
+      expect(info).toMatchObject({ state: 'broken', metrics: { calls: 0, failures: 5 } })
+      expect(info.lastError).toMatch(/^COORD_TASK_LIMIT: task timer-flood@1\.0\.0: timer callbacks used \d+ ms of CPU within one second; the budget is 100 ms \(tasks\.timerCpuMsPerSecond\); timers are held until the second ends$/)
+    }, 30_000)
 
     it('finds no host object: no Node globals, and constructors lead back into the isolate', async () => {
       const probe = `exports.handler = async (event, ctx) => {
@@ -342,7 +367,7 @@ describe('adversarial bundles through the local API', () => {
       ['an oversized file', () => signed(good(), `${echoBody}; exports.pad = '${'x'.repeat(MAX_BUNDLE_BYTES)}'`), 413, 'COORD_BUNDLE_TOO_LARGE', new RegExp(`limit of ${MAX_BUNDLE_BYTES} bytes`)],
       ['a file that is not a bundle', () => 'GIF89a, certainly a task', 400, 'COORD_BUNDLE_MALFORMED', /^not a task bundle/],
       ['an empty file', () => new Uint8Array(), 400, 'COORD_BUNDLE_MALFORMED', /^bundle file is empty$/],
-      ['a version that loops forever at load', () => signed(good(), 'for (;;) {}'), 504, 'COORD_SANDBOX_TIMEOUT', /^task good@2\.0\.0: its top-level code exceeded its CPU time limit of 1000 ms$/],
+      ['a version that loops forever at load', () => signed(good(), 'for (;;) {}'), 500, 'COORD_SANDBOX_CPU_LIMIT', /^task good@2\.0\.0: its top-level code exceeded its CPU time limit of 1000 ms$/],
     ]
 
     it.each(REFUSALS)('refuses %s with a clear error and changes nothing installed', async (_what, make, status, code, message) => {
@@ -358,4 +383,36 @@ describe('adversarial bundles through the local API', () => {
       expect(readdirSync(tmp.dir).sort()).toEqual(around)
     })
   })
+})
+
+describe('shutdown while a task spins', () => {
+  const tmp = tempDir('edge-adversarial-stop-')
+  const trusted = ed25519Keys()
+
+  afterAll(() => tmp.remove())
+
+  it('SIGTERM disposes the spinning isolate after tasks.drainTimeoutMs and the daemon stops cleanly, logging "stopped"', async () => {
+    writeFileSync(join(tmp.dir, 'config.json'), JSON.stringify({ tasks: { trustedKeys: [trusted.publicKeyPem], allowUnsigned: false } }))
+    const daemon = await startDaemon(['--config', join(tmp.dir, 'config.json'), '--data-dir', join(tmp.dir, 'data')])
+    const api = `http://127.0.0.1:${daemon.endpoints.http.port}`
+    try {
+      // Limits far beyond any stop deadline: only disposing the isolate ends this call.
+      const spinner = manifest('spinner', { limits: { memoryMb: 16, cpuMsPerCall: 60_000, wallMsPerCall: 600_000 } })
+      const installed = await fetch(`${api}/v1/tasks`, { method: 'POST', body: bundle(spinner, "exports.handler = async (e, ctx) => { ctx.log.info('spinning'); for (;;) {} }", trusted) })
+      expect(installed.status).toBe(201)
+      const call = fetch(`${api}/v1/tasks/spinner/invoke`, { method: 'POST', body: '{}' }).then((r) => r.status, () => 'connection closed')
+      for (;;) {
+        const log = await (await fetch(`${api}/v1/tasks/spinner/logs?tail=20`)).text()
+        if (log.includes('"spinning"')) break
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      daemon.child.kill('SIGTERM')
+      // Past the daemon's own stop deadline it would exit 1 without "coordinator stopped".
+      expect(await daemon.exited).toBe(0)
+      expect(daemon.logs.map((l) => l['msg'])).toEqual(expect.arrayContaining(['stopping', 'calls still running at the drain timeout were cut off', 'coordinator stopped']))
+      expect(await call).not.toBe(200)
+    } finally {
+      if (daemon.child.exitCode === null) daemon.child.kill('SIGKILL')
+    }
+  }, 60_000)
 })

@@ -63,6 +63,14 @@ describe('loadConfig', () => {
     expect(loadConfig({}).broker).toMatchObject({ maxPacketBytes: 1024 * 1024, connectTimeoutMs: 10_000, maxSubscriptionsPerClient: 100 })
   })
 
+  it('bounds what crosses a task sandbox, with defaults and errors naming the key', () => {
+    expect(loadConfig().tasks).toMatchObject({ maxBridgeBytes: 1024 * 1024, timerCpuMsPerSecond: 100, drainTimeoutMs: 5000 })
+    expect(loadConfig({ overrides: { tasks: { maxBridgeBytes: 65_536 } } }).tasks.maxBridgeBytes).toBe(65_536)
+    expect(() => loadConfig({ overrides: { tasks: { maxBridgeBytes: 10 } } })).toThrow(/tasks\.maxBridgeBytes: .*>=1024/)
+    expect(() => loadConfig({ overrides: { tasks: { timerCpuMsPerSecond: 0 } } })).toThrow(/tasks\.timerCpuMsPerSecond: .*>=1/)
+    expect(() => loadConfig({ overrides: { tasks: { drainTimeoutMs: 120_000 } } })).toThrow(/tasks\.drainTimeoutMs: .*<=60000/)
+  })
+
   it('refuses unknown keys, naming them', () => {
     expect(() => loadConfig({ overrides: { shadows: {} } })).toThrow(/\(root\): unknown key\(s\) 'shadows'/)
     expect(() => loadConfig({ overrides: { listeners: { mqtt: { prot: 1 } } } })).toThrow(/listeners\.mqtt: unknown key\(s\) 'prot'/)

@@ -5,6 +5,7 @@ import type { TaskEvent } from '../../../coordinator/sandbox/index.js'
 import { CallSlots } from '../../../coordinator/tasks/call-slots.js'
 import { TaskLog } from '../../../coordinator/tasks/logs.js'
 import { TaskRunner, newCounters, type RunnerOptions, type SandboxHandle } from '../../../coordinator/tasks/runner.js'
+import { eventually } from '../../helpers/tasks.js'
 
 type Behaviour = (event: TaskEvent, sandbox: FakeSandbox) => Promise<unknown>
 
@@ -268,5 +269,30 @@ describe('TaskRunner shutdown', () => {
     expect(await second).toBe('COORD_CLOSED')
     expect(await runner.drain(20)).toBe(true)
     expect(await codeOf(runner.call(invoke(3)))).toBe('COORD_CLOSED')
+  })
+})
+
+describe('TaskRunner keepAlive (long-lived tasks)', () => {
+  it('rebuilds a sandbox lost outside any call once its pause ends, with no call to trigger it', async () => {
+    const sandboxes: FakeSandbox[] = []
+    const faults: Array<(error: Error) => void> = []
+    const o = options(ok, {
+      keepAlive: true,
+      createSandbox: async (onFault) => {
+        const s = new FakeSandbox(ok)
+        sandboxes.push(s)
+        faults.push(onFault)
+        return s
+      },
+    })
+    const runner = await TaskRunner.create(o)
+    // What the sandbox does when a timer callback is still spinning at its CPU limit.
+    sandboxes[0]!.disposed = true
+    faults[0]!(coded('COORD_SANDBOX_CPU_LIMIT', 'a timer callback exceeded its CPU time limit of 100 ms'))
+    await eventually(() => sandboxes.length === 2, 5000, 'the eager rebuild')
+    expect(o.counters).toMatchObject({ calls: 0, failures: 1, timeouts: 1 })
+    expect(runner.state).toBe('running')
+    expect(runner.lastError).toBe('COORD_SANDBOX_CPU_LIMIT: a timer callback exceeded its CPU time limit of 100 ms')
+    await runner.dispose()
   })
 })
