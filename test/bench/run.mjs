@@ -2,8 +2,6 @@
 //
 //   npm run bench                         every figure
 //   npm run bench -- broker               one figure (a name in FIGURES below), or several;
-//   npm run bench -- broker               one figure (broker | shadow | startup | outbox | task-latency |
-//                                         task-throughput | task-memory | task-isolation | task-cpu-limit | swarm), or several;
 //                                         with no name: broker, shadow, startup
 //   npm run bench -- broker --runs 7      flags after the names go to the figure scripts
 //   npm run bench -- --out results.json   also write the figures' JSON lines to a file
