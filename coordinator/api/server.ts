@@ -36,7 +36,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: ApiOption
     }
     const make = route.methods[method]
     if (make === undefined) return send(res, error(405, `method ${method} not allowed on ${url.pathname}`))
-    const body = await readBody(req, opts.maxBodyBytes)
+    const body = await readBody(req, route.maxBodyBytes ?? opts.maxBodyBytes)
     if (body === null) return send(res, route.tooLarge?.() ?? error(413, 'The payload exceeds the maximum size allowed'))
     const params = m.slice(1).map((p) => decodeURIComponent(p))
     return send(res, await make(params)(req, url, body))

@@ -15,6 +15,23 @@ export interface ShadowLimits {
   /** Container nesting inside desired/reported; the section object itself is level 1. */
   maxDepth: number
   maxClientTokenBytes: number
+  /**
+   * UTF-8 bytes of the stored metadata JSON (desired and reported). Not an AWS limit: AWS does not
+   * count metadata, but a document stores it, and an array of small numbers grows 12x in it (an
+   * 8 KB array keeps ~110 KB of timestamps). Absent: METADATA_BYTES_PER_STATE_BYTE x maxStateBytes.
+   */
+  maxMetadataBytes?: number
+}
+
+/**
+ * Metadata of a document made only of objects is at most ~5.2x its state ({"a":1} becomes
+ * {"a":{"timestamp":…}}), so 8x admits every such document at the size limit and refuses only
+ * long arrays of small values.
+ */
+export const METADATA_BYTES_PER_STATE_BYTE = 8
+
+export function metadataBytesLimit(limits: ShadowLimits): number {
+  return limits.maxMetadataBytes ?? METADATA_BYTES_PER_STATE_BYTE * limits.maxStateBytes
 }
 
 export const DEFAULT_SHADOW_LIMITS: ShadowLimits = Object.freeze({ maxStateBytes: 8192, maxDepth: 6, maxClientTokenBytes: 64 })
@@ -100,6 +117,8 @@ export const ShadowErrors = {
   forbidden: () => shadowError(403, 'Forbidden'),
   versionConflict: () => shadowError(409, 'Version conflict'),
   payloadTooLarge: () => shadowError(413, 'The payload exceeds the maximum size allowed'),
+  /** Not an IoT Core error (it has no cap): worded like its nesting limit, with its 400 for a refused request. */
+  tooManyNamedShadows: (max: number) => shadowError(400, `Too many named shadows for this thing; maximum is ${max}`),
   unsupportedEncoding: () => shadowError(415, 'Unsupported documented encoding; supported encoding is UTF-8'),
   tooManyRequests: () => shadowError(429, 'Too Many Requests'),
   internal: () => shadowError(500, 'Internal service failure'),
@@ -254,12 +273,21 @@ function buildUpdateRequest(state: unknown, clientToken: string | undefined, ver
   return request
 }
 
+/** The body's clientToken when it is a valid one: only a valid token is echoed in a rejection. */
+function validTokenOf(body: object, limits: ShadowLimits): string | undefined {
+  const token = own(body, 'clientToken')
+  return isValidClientToken(token, limits) ? token : undefined
+}
+
+function failed<T>(error: ShadowError, clientToken: string | undefined): Parsed<T> {
+  return clientToken === undefined ? { ok: false, error } : { ok: false, error, clientToken }
+}
+
 /** Validates a decoded update body (or a programmatic UpdateRequest) and keeps only known fields. */
 function readUpdate(body: object, limits: ShadowLimits): Parsed<UpdateRequest> {
   const rawToken = own(body, 'clientToken')
-  const clientToken = isValidClientToken(rawToken, limits) ? rawToken : undefined
-  const fail = (error: ShadowError): Parsed<UpdateRequest> =>
-    clientToken === undefined ? { ok: false, error } : { ok: false, error, clientToken }
+  const clientToken = validTokenOf(body, limits)
+  const fail = (error: ShadowError): Parsed<UpdateRequest> => failed(error, clientToken)
   const state = own(body, 'state')
   const stateError = checkStateNode(state)
   if (stateError) return fail(stateError)
@@ -273,11 +301,15 @@ function readUpdate(body: object, limits: ShadowLimits): Parsed<UpdateRequest> {
 
 /**
  * Parses an `update` payload. Errors found after the clientToken could be read carry it, so the
- * rejected reply can echo it; an invalid token is never echoed.
+ * rejected reply can echo it; an invalid token is never echoed. A state too large to fit any
+ * merged document is a 413 before the §5.3 checks (so before a 400 or 409 it would also earn).
  */
 export function parseUpdateRequest(payload: Uint8Array, limits: ShadowLimits): Parsed<UpdateRequest> {
   const body = decodeObject(payload)
-  return body.ok ? readUpdate(body.value, limits) : body
+  if (!body.ok) return body
+  const bytes = requestStateBytes(own(body.value, 'state'), limits.maxDepth)
+  if (bytes !== null && bytes > limits.maxStateBytes) return failed(ShadowErrors.payloadTooLarge(), validTokenOf(body.value, limits))
+  return readUpdate(body.value, limits)
 }
 
 /**
@@ -440,6 +472,70 @@ export function stateBytes(state: ShadowState): number {
   return total
 }
 
+/** Metadata JSON bytes of desired plus reported, measured like stateBytes (bounded by maxMetadataBytes). */
+export function metadataBytes(metadata: ShadowMetadata): number {
+  return stateBytes(metadata)
+}
+
+/** Marks a walk that went deeper than maxDepth. */
+const TOO_DEEP = -1
+
+/**
+ * The fewest bytes the request's state can occupy in the merged document: its sections with the
+ * deletions (null, {}) and the objects they leave empty pruned, measured as stateBytes measures.
+ * The merged document keeps every remaining path with the same value, so when this is over
+ * maxStateBytes the update cannot be accepted. Null when the state nests deeper than `maxDepth`:
+ * validation answers that, and hostile nesting is never walked further than the limit.
+ */
+export function requestStateBytes(state: unknown, maxDepth: number): number | null {
+  if (!isObject(state)) return 0
+  let total = 0
+  for (const section of SECTIONS) {
+    const value = own(state, section)
+    if (!isObject(value)) continue
+    const bytes = prunedBytes(value, 1, maxDepth)
+    if (bytes === TOO_DEEP) return null
+    total += bytes
+  }
+  return total
+}
+
+/** JSON bytes of an object patch without its deletions; 0 when nothing is left of it. */
+function prunedBytes(patch: JsonObject, level: number, max: number): number {
+  if (level > max) return TOO_DEEP
+  let bytes = 0
+  let kept = 0
+  for (const [key, value] of Object.entries(patch)) {
+    if (isDeletion(value)) continue
+    const n = isObject(value) ? prunedBytes(value, level + 1, max) : valueBytes(value, level + 1, max)
+    if (n === TOO_DEEP) return TOO_DEEP
+    if (n === 0) continue
+    bytes += jsonStringBytes(key) + 1 + n
+    kept++
+  }
+  // Braces and the commas between members.
+  return kept === 0 ? 0 : bytes + kept + 1
+}
+
+/** JSON bytes of a value stored as sent (scalars, arrays and whatever is inside arrays). */
+function valueBytes(value: JsonValue, level: number, max: number): number {
+  if (typeof value === 'string') return jsonStringBytes(value)
+  if (typeof value !== 'object' || value === null) return String(value).length
+  if (level > max) return TOO_DEEP
+  const members: Array<[string | null, JsonValue]> = Array.isArray(value) ? value.map((v) => [null, v]) : Object.entries(value)
+  let bytes = 1 + Math.max(1, members.length)
+  for (const [key, member] of members) {
+    const n = valueBytes(member, level + 1, max)
+    if (n === TOO_DEEP) return TOO_DEEP
+    bytes += n + (key === null ? 0 : jsonStringBytes(key) + 1)
+  }
+  return bytes
+}
+
+function jsonStringBytes(s: string): number {
+  return utf8Bytes(JSON.stringify(s))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reply bodies.
 
@@ -514,7 +610,8 @@ function expectedVersion(current: ShadowDocument | null, deletedVersion: number 
 /**
  * Applies an update (a request from parseUpdateRequest, or built in code; it is validated again).
  * `deletedVersion` is the tombstone's last version, consulted only when `current` is null.
- * Checks run in §5.3 order: request validity, then 409, then 413 on the merged state.
+ * Checks run in §5.3 order: request validity, then 409, then 413 on the merged state and then on
+ * its metadata.
  */
 export function applyUpdate(current: ShadowDocument | null, deletedVersion: number | null, req: UpdateRequest, nowSec: number, limits: ShadowLimits): UpdateOutcome {
   const checked = readUpdate(req, limits)
@@ -524,6 +621,7 @@ export function applyUpdate(current: ShadowDocument | null, deletedVersion: numb
   if (request.version !== undefined && request.version !== base) return { ok: false, error: ShadowErrors.versionConflict() }
   const document = mergeDocument(current, request.state, nowSec, base + 1)
   if (stateBytes(document.state) > limits.maxStateBytes) return { ok: false, error: ShadowErrors.payloadTooLarge() }
+  if (metadataBytes(document.metadata) > metadataBytesLimit(limits)) return { ok: false, error: ShadowErrors.payloadTooLarge() }
   return {
     ok: true,
     document,

@@ -3,21 +3,37 @@ import { ClosedError } from '../core/errors.js'
 import { K, type Logger } from '../core/log.js'
 import {
   applyUpdate, deleteAcceptedBody, errorBody, getAcceptedBody, notFoundError, parseGetOrDeleteRequest,
-  parseShadowRequestTopicLoose, parseUpdateRequest, shadowTopic, isValidThingName, isValidShadowName,
+  parseShadowRequestTopicLoose, parseUpdateRequest, shadowTopic, isValidThingName, isValidShadowName, isClassicShadow, ShadowErrors,
   type JsonObject, type ShadowDocument, type ShadowError, type ShadowLimits, type ShadowOperation, type ShadowRef,
 } from '../protocol/index.js'
 import type { ShadowStore } from '../store/index.js'
 import type { LocalBus } from '../broker/index.js'
 import { RateLimiter } from './rate-limit.js'
+import { Refusals, type RefusalReason } from './refusals.js'
 
 export interface ShadowServiceOptions {
   store: ShadowStore
   bus: LocalBus
   limits: ShadowLimits
+  /**
+   * Bytes of a request payload; a larger one is answered 413 before it is decoded or parsed, and
+   * dropped at once. Absent or null: REQUEST_BYTES_PER_STATE_BYTE x limits.maxStateBytes.
+   */
+  maxRequestBytes?: number | null
+  /** Live named shadows a thing may have; creating one more is refused (400). Absent: 100. */
+  maxNamedShadowsPerThing?: number
   maxRequestsPerSecondPerThing: number
   clock: Clock
   log: Logger
 }
+
+/**
+ * A valid update is its state plus deletions of keys already stored, the clientToken and JSON
+ * whitespace: about twice the state at most, so four times leaves room for pretty-printed JSON.
+ */
+export const REQUEST_BYTES_PER_STATE_BYTE = 4
+/** AWS has no cap; 100 is one ListNamedShadowsForThing page, and bounds a thing's storage. */
+export const DEFAULT_MAX_NAMED_SHADOWS_PER_THING = 100
 
 /** The outcome of one shadow request, as the reply body and whether it was accepted. */
 export interface ShadowResult {
@@ -43,7 +59,8 @@ type Origin = 'mqtt' | 'api'
 interface Job {
   ref: ShadowRef
   op: ShadowOperation
-  payload: Uint8Array
+  /** Null: over maxRequestBytes, answered 413 without ever being read. */
+  payload: Uint8Array | null
   origin: Origin
   resolve(r: ShadowResult): void
 }
@@ -70,6 +87,9 @@ const TOO_MANY: ShadowError = { code: 429, message: 'Too Many Requests' }
 export class ShadowService {
   readonly #o: ShadowServiceOptions
   readonly #limiter: RateLimiter
+  readonly #refusals: Refusals
+  readonly #maxRequestBytes: number
+  readonly #maxNamed: number
   #pending: Job[] = []
   #scheduled = false
   #unsubscribe: Array<() => Promise<void>> = []
@@ -79,6 +99,19 @@ export class ShadowService {
   constructor(opts: ShadowServiceOptions) {
     this.#o = opts
     this.#limiter = new RateLimiter(opts.maxRequestsPerSecondPerThing, opts.clock)
+    this.#refusals = new Refusals(opts.clock, opts.log)
+    this.#maxRequestBytes = opts.maxRequestBytes ?? REQUEST_BYTES_PER_STATE_BYTE * opts.limits.maxStateBytes
+    this.#maxNamed = opts.maxNamedShadowsPerThing ?? DEFAULT_MAX_NAMED_SHADOWS_PER_THING
+  }
+
+  /** The largest request payload served; transports can stop reading a body past it (HTTP). */
+  get maxRequestBytes(): number {
+    return this.#maxRequestBytes
+  }
+
+  /** Requests refused by a bound so far, by reason. */
+  refusals(): Record<RefusalReason, number> {
+    return this.#refusals.snapshot()
   }
 
   async start(): Promise<void> {
@@ -133,7 +166,8 @@ export class ShadowService {
   #submit(ref: ShadowRef, op: ShadowOperation, payload: Uint8Array, origin: Origin): Promise<ShadowResult> {
     if (this.#closed && origin === 'api') return Promise.reject(new ClosedError('the shadow service is closed'))
     return new Promise((resolve) => {
-      this.#pending.push({ ref, op, payload, origin, resolve })
+      // Sized before anything reads it; an oversized payload is not kept until the batch runs.
+      this.#pending.push({ ref, op, payload: payload.byteLength > this.#maxRequestBytes ? null : payload, origin, resolve })
       if (!this.#scheduled) {
         this.#scheduled = true
         setImmediate(() => this.#flush())
@@ -167,21 +201,25 @@ export class ShadowService {
     if (!isValidThingName(ref.thingName) || (ref.shadowName !== undefined && !isValidShadowName(ref.shadowName))) {
       return this.#rejected(job, { code: 400, message: 'Invalid thing or shadow name' }, undefined)
     }
-    if (!this.#limiter.tryTake(ref.thingName)) return this.#rejected(job, TOO_MANY, clientTokenOf(job))
+    if (!this.#limiter.tryTake(ref.thingName)) return this.#refused(job, 'rate', TOO_MANY, clientTokenOf(job))
+    if (job.payload === null) return this.#refused(job, 'requestBytes', ShadowErrors.payloadTooLarge(), undefined)
     switch (job.op) {
-      case 'update': return this.#update(job)
-      case 'get': return this.#get(job)
-      case 'delete': return this.#delete(job)
+      case 'update': return this.#update(job, job.payload)
+      case 'get': return this.#get(job, job.payload)
+      case 'delete': return this.#delete(job, job.payload)
     }
   }
 
-  #update(job: Job): Outcome {
-    const req = parseUpdateRequest(job.payload, this.#o.limits)
-    if (!req.ok) return this.#rejected(job, req.error, req.clientToken)
+  #update(job: Job, payload: Uint8Array): Outcome {
+    const req = parseUpdateRequest(payload, this.#o.limits)
+    if (!req.ok) return this.#refusedIfTooLarge(job, req.error, req.clientToken)
     const { doc, deletedVersion } = this.#load(job.ref)
+    if (doc === null && !isClassicShadow(job.ref) && this.#o.store.countNamed(job.ref.thingName) >= this.#maxNamed) {
+      return this.#refused(job, 'namedShadows', ShadowErrors.tooManyNamedShadows(this.#maxNamed), req.value.clientToken)
+    }
     const now = epochSeconds(this.#o.clock)
     const out = applyUpdate(doc, deletedVersion, req.value, now, this.#o.limits)
-    if (!out.ok) return this.#rejected(job, out.error, req.value.clientToken)
+    if (!out.ok) return this.#refusedIfTooLarge(job, out.error, req.value.clientToken)
     const { state, metadata, version } = out.document
     this.#o.store.put(job.ref.thingName, job.ref.shadowName ?? '', JSON.stringify({ state, metadata }), version, this.#o.clock.now())
     const replies: Reply[] = [{ topic: shadowTopic(job.ref, 'update', 'accepted'), body: out.accepted }]
@@ -193,8 +231,8 @@ export class ShadowService {
     return { result: { accepted: true, status: 200, body: out.accepted }, replies, change }
   }
 
-  #get(job: Job): Outcome {
-    const req = parseGetOrDeleteRequest(job.payload, this.#o.limits)
+  #get(job: Job, payload: Uint8Array): Outcome {
+    const req = parseGetOrDeleteRequest(payload, this.#o.limits)
     if (!req.ok) return this.#rejected(job, req.error, req.clientToken)
     const { doc } = this.#load(job.ref)
     if (doc === null) return this.#rejected(job, notFoundError(job.ref), req.value.clientToken)
@@ -203,16 +241,26 @@ export class ShadowService {
     return { result: { accepted: true, status: 200, body }, replies }
   }
 
-  #delete(job: Job): Outcome {
-    const req = parseGetOrDeleteRequest(job.payload, this.#o.limits)
+  #delete(job: Job, payload: Uint8Array): Outcome {
+    const req = parseGetOrDeleteRequest(payload, this.#o.limits)
     if (!req.ok) return this.#rejected(job, req.error, req.clientToken)
     const { doc } = this.#load(job.ref)
     if (doc === null) return this.#rejected(job, notFoundError(job.ref), req.value.clientToken)
     // The tombstone keeps the version, so a re-created shadow continues above it.
     this.#o.store.put(job.ref.thingName, job.ref.shadowName ?? '', null, doc.version, this.#o.clock.now())
+    if (!isClassicShadow(job.ref)) this.#o.store.pruneNamedTombstones(job.ref.thingName, this.#maxNamed)
     const body = deleteAcceptedBody(doc.version, epochSeconds(this.#o.clock), req.value.clientToken)
     const replies = [{ topic: shadowTopic(job.ref, 'delete', 'accepted'), body }]
     return { result: { accepted: true, status: 200, body }, replies, change: { kind: 'delete', ref: job.ref, version: doc.version, ...tokenOf(req.value.clientToken) } }
+  }
+
+  #refused(job: Job, reason: RefusalReason, error: ShadowError, clientToken: string | undefined): Outcome {
+    this.#refusals.count(reason, job.ref.thingName)
+    return this.#rejected(job, error, clientToken)
+  }
+
+  #refusedIfTooLarge(job: Job, error: ShadowError, clientToken: string | undefined): Outcome {
+    return error.code === 413 ? this.#refused(job, 'size', error, clientToken) : this.#rejected(job, error, clientToken)
   }
 
   /** A rejection is published over MQTT only for MQTT requests (AWS: REST callers get HTTP errors). */
@@ -251,6 +299,7 @@ const tokenOf = (clientToken: string | undefined): { clientToken?: string } => (
 
 /** Best effort, for replies to requests that failed before parsing finished. */
 function clientTokenOf(job: Job): string | undefined {
+  if (job.payload === null) return undefined
   try {
     const v = JSON.parse(Buffer.from(job.payload).toString('utf8')) as { clientToken?: unknown }
     return typeof v.clientToken === 'string' ? v.clientToken : undefined

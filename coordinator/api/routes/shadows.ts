@@ -16,6 +16,8 @@ export function shadowRoutes(shadows: ShadowService): Route[] {
   return [
     {
       pattern: /^\/things\/([^/]+)\/shadow$/,
+      // The service's own request cap, so an oversized body is never buffered past it.
+      maxBodyBytes: shadows.maxRequestBytes,
       methods: {
         GET: op((ref) => shadows.get(ref)),
         POST: op((ref, body) => shadows.update(ref, body)),
