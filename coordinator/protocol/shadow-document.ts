@@ -307,8 +307,12 @@ function readUpdate(body: object, limits: ShadowLimits): Parsed<UpdateRequest> {
 export function parseUpdateRequest(payload: Uint8Array, limits: ShadowLimits): Parsed<UpdateRequest> {
   const body = decodeObject(payload)
   if (!body.ok) return body
-  const bytes = requestStateBytes(own(body.value, 'state'), limits.maxDepth)
-  if (bytes !== null && bytes > limits.maxStateBytes) return failed(ShadowErrors.payloadTooLarge(), validTokenOf(body.value, limits))
+  // A payload within the limit holds a state within it, but for number notation (1e20) that the
+  // check on the merged state still catches: the walk is left to larger payloads.
+  if (payload.byteLength > limits.maxStateBytes) {
+    const bytes = requestStateBytes(own(body.value, 'state'), limits.maxDepth, limits.maxStateBytes)
+    if (bytes !== null && bytes > limits.maxStateBytes) return failed(ShadowErrors.payloadTooLarge(), validTokenOf(body.value, limits))
+  }
   return readUpdate(body.value, limits)
 }
 
@@ -484,56 +488,80 @@ const TOO_DEEP = -1
  * The fewest bytes the request's state can occupy in the merged document: its sections with the
  * deletions (null, {}) and the objects they leave empty pruned, measured as stateBytes measures.
  * The merged document keeps every remaining path with the same value, so when this is over
- * maxStateBytes the update cannot be accepted. Null when the state nests deeper than `maxDepth`:
- * validation answers that, and hostile nesting is never walked further than the limit.
+ * maxStateBytes the update cannot be accepted. The walk stops once past `stopAbove` (the result
+ * is then only known to be larger), so a state of many keys costs no more than the limit's worth.
+ * Null when the state nests deeper than `maxDepth` (validation answers that), so hostile nesting
+ * is never walked further than the limit.
  */
-export function requestStateBytes(state: unknown, maxDepth: number): number | null {
+export function requestStateBytes(state: unknown, maxDepth: number, stopAbove = Infinity): number | null {
   if (!isObject(state)) return 0
   let total = 0
   for (const section of SECTIONS) {
     const value = own(state, section)
     if (!isObject(value)) continue
-    const bytes = prunedBytes(value, 1, maxDepth)
+    const bytes = prunedBytes(value, 1, maxDepth, stopAbove - total)
     if (bytes === TOO_DEEP) return null
     total += bytes
+    if (total > stopAbove) break
   }
   return total
 }
 
+// The walks use for-in: parsed JSON has only own, enumerable, string keys (and Object.prototype
+// none), and for-in avoids building an entries array per object.
+
 /** JSON bytes of an object patch without its deletions; 0 when nothing is left of it. */
-function prunedBytes(patch: JsonObject, level: number, max: number): number {
+function prunedBytes(patch: JsonObject, level: number, max: number, budget: number): number {
   if (level > max) return TOO_DEEP
-  let bytes = 0
+  let bytes = 1
   let kept = 0
-  for (const [key, value] of Object.entries(patch)) {
+  for (const key in patch) {
+    const value = patch[key] as JsonValue
     if (isDeletion(value)) continue
-    const n = isObject(value) ? prunedBytes(value, level + 1, max) : valueBytes(value, level + 1, max)
+    const n = isObject(value) ? prunedBytes(value, level + 1, max, budget - bytes) : valueBytes(value, level + 1, max, budget - bytes)
     if (n === TOO_DEEP) return TOO_DEEP
     if (n === 0) continue
-    bytes += jsonStringBytes(key) + 1 + n
+    // The member, then a comma or the closing brace.
+    bytes += jsonStringBytes(key) + 1 + n + 1
     kept++
+    if (bytes > budget) return bytes
   }
-  // Braces and the commas between members.
-  return kept === 0 ? 0 : bytes + kept + 1
+  return kept === 0 ? 0 : bytes
 }
 
 /** JSON bytes of a value stored as sent (scalars, arrays and whatever is inside arrays). */
-function valueBytes(value: JsonValue, level: number, max: number): number {
+function valueBytes(value: JsonValue, level: number, max: number, budget: number): number {
   if (typeof value === 'string') return jsonStringBytes(value)
   if (typeof value !== 'object' || value === null) return String(value).length
   if (level > max) return TOO_DEEP
-  const members: Array<[string | null, JsonValue]> = Array.isArray(value) ? value.map((v) => [null, v]) : Object.entries(value)
-  let bytes = 1 + Math.max(1, members.length)
-  for (const [key, member] of members) {
-    const n = valueBytes(member, level + 1, max)
-    if (n === TOO_DEEP) return TOO_DEEP
-    bytes += n + (key === null ? 0 : jsonStringBytes(key) + 1)
+  let bytes = 1
+  let members = 0
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const n = valueBytes(item, level + 1, max, budget - bytes)
+      if (n === TOO_DEEP) return TOO_DEEP
+      bytes += n + 1
+      members++
+      if (bytes > budget) return bytes
+    }
+  } else {
+    for (const key in value) {
+      const n = valueBytes(value[key] as JsonValue, level + 1, max, budget - bytes)
+      if (n === TOO_DEEP) return TOO_DEEP
+      bytes += jsonStringBytes(key) + 1 + n + 1
+      members++
+      if (bytes > budget) return bytes
+    }
   }
-  return bytes
+  // An empty container still has its closing bracket.
+  return members === 0 ? 2 : bytes
 }
 
+/** Printable ASCII other than `"` and `\\`: JSON writes it as is, one byte a character. */
+const PLAIN_JSON_STRING = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
+
 function jsonStringBytes(s: string): number {
-  return utf8Bytes(JSON.stringify(s))
+  return PLAIN_JSON_STRING.test(s) ? s.length + 2 : utf8Bytes(JSON.stringify(s))
 }
 
 // ---------------------------------------------------------------------------------------------
