@@ -58,6 +58,9 @@ describe('shadow requests are bounded before any expensive work (real MQTT)', ()
       shadowRequest(victim, classic('lamp-1'), 'update', JSON.stringify({ state: { reported: { on: true } }, clientToken: 'v-1' })),
     ])
     expect(attack).toMatchObject({ status: 'rejected', body: TOO_LARGE })
+    // Refused before validation too: with an invalid version it is still 413, not 400.
+    const invalid = await shadowRequest(attacker, classic('mallory'), 'update', manyKeys(400_000, ',"version":-1'))
+    expect(invalid).toMatchObject({ status: 'rejected', body: TOO_LARGE })
     expect(served).toMatchObject({ status: 'accepted', body: { version: 1, clientToken: 'v-1' } })
     expect((await shadowRequest(attacker, classic('mallory'), 'get')).body).toMatchObject({ code: 404 })
   })
