@@ -154,7 +154,19 @@ function ownJson(o: JsonObject, key: string): JsonValue | undefined {
 }
 
 function put(o: JsonObject, key: string, value: JsonValue): void {
-  Object.defineProperty(o, key, { value, writable: true, enumerable: true, configurable: true })
+  // `__proto__` is the only accessor on Object.prototype; any other key assigns as plain data,
+  // and assignment is several times cheaper than defineProperty on this per-key path.
+  if (key === '__proto__') Object.defineProperty(o, key, { value, writable: true, enumerable: true, configurable: true })
+  else o[key] = value
+}
+
+/** A deep copy of JSON data; cheaper than structuredClone for the small values shadows hold. */
+function cloneJson<T extends JsonValue>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) return value.map((v) => cloneJson(v)) as T
+  const out: JsonObject = {}
+  for (const key in value) put(out, key, cloneJson(value[key] as JsonValue))
+  return out as T
 }
 
 function isEmptyObject(v: JsonObject): boolean {
@@ -353,7 +365,7 @@ export function computeDeltaMetadata(delta: JsonObject, desiredMetadata: JsonObj
   for (const [k, v] of Object.entries(delta)) {
     const meta = desiredMetadata === undefined ? undefined : ownJson(desiredMetadata, k)
     if (meta === undefined) continue
-    put(out, k, isObject(v) && isObject(meta) ? computeDeltaMetadata(v, meta) : structuredClone(meta))
+    put(out, k, isObject(v) && isObject(meta) ? computeDeltaMetadata(v, meta) : cloneJson(meta))
   }
   return out
 }
@@ -374,7 +386,7 @@ function isDeletion(patch: JsonValue): boolean {
 /** Undefined means the key must be removed (deleted, or an object that ended up empty). */
 function mergeValue(current: JsonValue | undefined, currentMeta: JsonValue | undefined, patch: JsonValue, nowSec: number): Merged | undefined {
   if (isDeletion(patch)) return undefined
-  if (!isObject(patch)) return { value: structuredClone(patch), meta: metadataFor(patch, nowSec) }
+  if (!isObject(patch)) return { value: cloneJson(patch), meta: metadataFor(patch, nowSec) }
   // A type change (scalar or array to object) starts from scratch, dropping the old leaf metadata.
   const value = isObject(current) ? current : {}
   const meta = isObject(current) && isObject(currentMeta) ? currentMeta : {}
@@ -422,11 +434,14 @@ function dropEmptySections(doc: StateAndMetadata): void {
   }
 }
 
-function mergeDocument(current: ShadowDocument | null, patch: UpdateRequest['state'], nowSec: number, version: number): ShadowDocument {
+/** `owned`: the caller gives `current` up, so it is merged in place instead of into a copy. */
+function mergeDocument(current: ShadowDocument | null, patch: UpdateRequest['state'], nowSec: number, version: number, owned: boolean): ShadowDocument {
   const doc: StateAndMetadata =
     current === null || patch === null
       ? { state: {}, metadata: {} }
-      : structuredClone({ state: current.state, metadata: current.metadata })
+      : owned
+        ? { state: current.state, metadata: current.metadata }
+        : { state: cloneJson(current.state as JsonObject), metadata: cloneJson(current.metadata as JsonObject) }
   if (patch !== null) {
     for (const section of SECTIONS) mergeSection(doc, section, patch[section], nowSec)
   }
@@ -439,13 +454,13 @@ function mergeDocument(current: ShadowDocument | null, patch: UpdateRequest['sta
 
 /** Undefined when the desired value is satisfied by the reported one. */
 function diffValue(desired: JsonValue, reported: JsonValue | undefined): JsonValue | undefined {
-  if (reported === undefined || reported === null) return structuredClone(desired)
+  if (reported === undefined || reported === null) return cloneJson(desired)
   if (isObject(desired) && isObject(reported)) {
     const sub = diffObject(desired, reported)
     return isEmptyObject(sub) ? undefined : sub
   }
   // JSON numbers are all doubles here, so 1 and 1.0 already compare equal by value.
-  return jsonEqual(desired, reported) ? undefined : structuredClone(desired)
+  return jsonEqual(desired, reported) ? undefined : cloneJson(desired)
 }
 
 function diffObject(desired: JsonObject, reported: JsonObject): JsonObject {
@@ -460,7 +475,7 @@ function diffObject(desired: JsonObject, reported: JsonObject): JsonObject {
 /** Every desired path whose reported value differs or is missing; keys only in reported never appear. */
 export function computeDelta(desired: JsonObject | undefined, reported: JsonObject | undefined): JsonObject | null {
   if (desired === undefined) return null
-  const delta = reported === undefined ? structuredClone(desired) : diffObject(desired, reported)
+  const delta = reported === undefined ? cloneJson(desired) : diffObject(desired, reported)
   return isEmptyObject(delta) ? null : delta
 }
 
@@ -474,6 +489,19 @@ export function stateBytes(state: ShadowState): number {
     if (value !== undefined) total += utf8Bytes(JSON.stringify(value))
   }
   return total
+}
+
+/**
+ * The JSON of a document's state (or metadata) object, and its size as stateBytes measures it:
+ * the object's own braces, section names and commas are not counted. One serialization serves
+ * both the size check and the caller that stores or sends the document.
+ */
+function sectionsJson(sections: ShadowState | ShadowMetadata): { json: string; bytes: number } {
+  const json = JSON.stringify(sections)
+  const present = SECTIONS.filter((section) => sections[section] !== undefined)
+  // Braces, `"name":` per section, and the commas between sections.
+  const framing = 2 + present.reduce((n, section) => n + section.length + 3, 0) + Math.max(0, present.length - 1)
+  return { json, bytes: utf8Bytes(json) - framing }
 }
 
 /** Metadata JSON bytes of desired plus reported, measured like stateBytes (bounded by maxMetadataBytes). */
@@ -571,7 +599,7 @@ function sectionsOf(source: ShadowState | ShadowMetadata): JsonObject {
   const out: JsonObject = {}
   for (const section of SECTIONS) {
     const value = source[section]
-    if (value !== undefined) out[section] = structuredClone(value)
+    if (value !== undefined) out[section] = cloneJson(value)
   }
   return out
 }
@@ -602,8 +630,8 @@ export function errorBody(err: ShadowError, nowSec: number, clientToken?: string
 }
 
 /** update/accepted echoes the request's state (nulls included), not the merged document. */
-function updateAcceptedBody(req: UpdateRequest, version: number, nowSec: number): JsonObject {
-  const state: JsonValue = req.state === null ? null : structuredClone(req.state as JsonObject)
+function updateAcceptedBody(req: UpdateRequest, version: number, nowSec: number, owned: boolean): JsonObject {
+  const state: JsonValue = req.state === null ? null : owned ? (req.state as JsonObject) : cloneJson(req.state as JsonObject)
   const metadata = metadataFor(state, nowSec)
   return withClientToken({ state, metadata, version, timestamp: nowSec }, req.clientToken)
 }
@@ -642,19 +670,55 @@ function expectedVersion(current: ShadowDocument | null, deletedVersion: number 
  * its metadata.
  */
 export function applyUpdate(current: ShadowDocument | null, deletedVersion: number | null, req: UpdateRequest, nowSec: number, limits: ShadowLimits): UpdateOutcome {
+  const out = mergeUpdate(current, deletedVersion, req, nowSec, limits, false)
+  if (!out.ok) return out
+  const { document, accepted, delta } = out
+  return { ok: true, document, accepted, delta, documents: updateDocumentsBody(current, document, nowSec, out.clientToken) }
+}
+
+export type OwnedUpdateOutcome =
+  | { ok: true; document: ShadowDocument; accepted: JsonObject; delta: JsonObject | null; json: DocumentJson }
+  | { ok: false; error: ShadowError }
+
+/**
+ * applyUpdate for a caller that owns `current` and `req` (freshly parsed and used for nothing
+ * else afterwards, as the shadow service's are): `current` is merged in place and the request's
+ * objects are echoed in update/accepted, instead of being copied. No update/documents body is
+ * built; the service writes it from the stored JSON. Same checks and results otherwise.
+ */
+export function applyOwnedUpdate(current: ShadowDocument | null, deletedVersion: number | null, req: UpdateRequest, nowSec: number, limits: ShadowLimits): OwnedUpdateOutcome {
+  const out = mergeUpdate(current, deletedVersion, req, nowSec, limits, true)
+  if (!out.ok) return out
+  return { ok: true, document: out.document, accepted: out.accepted, delta: out.delta, json: out.json }
+}
+
+/** A document's state and metadata objects as JSON text, as they were measured. */
+export interface DocumentJson {
+  state: string
+  metadata: string
+}
+
+type UpdateMerge =
+  | { ok: true; document: ShadowDocument; accepted: JsonObject; delta: JsonObject | null; json: DocumentJson; clientToken: string | undefined }
+  | { ok: false; error: ShadowError }
+
+function mergeUpdate(current: ShadowDocument | null, deletedVersion: number | null, req: UpdateRequest, nowSec: number, limits: ShadowLimits, owned: boolean): UpdateMerge {
   const checked = readUpdate(req, limits)
   if (!checked.ok) return { ok: false, error: checked.error }
   const request = checked.value
   const base = expectedVersion(current, deletedVersion)
   if (request.version !== undefined && request.version !== base) return { ok: false, error: ShadowErrors.versionConflict() }
-  const document = mergeDocument(current, request.state, nowSec, base + 1)
-  if (stateBytes(document.state) > limits.maxStateBytes) return { ok: false, error: ShadowErrors.payloadTooLarge() }
-  if (metadataBytes(document.metadata) > metadataBytesLimit(limits)) return { ok: false, error: ShadowErrors.payloadTooLarge() }
+  const document = mergeDocument(current, request.state, nowSec, base + 1, owned)
+  const state = sectionsJson(document.state)
+  if (state.bytes > limits.maxStateBytes) return { ok: false, error: ShadowErrors.payloadTooLarge() }
+  const metadata = sectionsJson(document.metadata)
+  if (metadata.bytes > metadataBytesLimit(limits)) return { ok: false, error: ShadowErrors.payloadTooLarge() }
   return {
     ok: true,
     document,
-    accepted: updateAcceptedBody(request, document.version, nowSec),
+    accepted: updateAcceptedBody(request, document.version, nowSec, owned),
     delta: updateDeltaBody(document, nowSec, request.clientToken),
-    documents: updateDocumentsBody(current, document, nowSec, request.clientToken),
+    json: { state: state.json, metadata: metadata.json },
+    clientToken: request.clientToken,
   }
 }

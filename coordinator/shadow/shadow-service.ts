@@ -2,7 +2,7 @@ import { epochSeconds, type Clock } from '../core/clock.js'
 import { ClosedError } from '../core/errors.js'
 import { K, type Logger } from '../core/log.js'
 import {
-  applyUpdate, deleteAcceptedBody, errorBody, getAcceptedBody, notFoundError, parseGetOrDeleteRequest,
+  applyOwnedUpdate, deleteAcceptedBody, errorBody, getAcceptedBody, notFoundError, parseGetOrDeleteRequest,
   parseShadowRequestTopicLoose, parseUpdateRequest, shadowTopic, isValidThingName, isValidShadowName, isClassicShadow, ShadowErrors,
   type JsonObject, type ShadowDocument, type ShadowError, type ShadowLimits, type ShadowOperation, type ShadowRef,
 } from '../protocol/index.js'
@@ -65,10 +65,13 @@ interface Job {
   resolve(r: ShadowResult): void
 }
 
+/** A reply to publish, serialized when it is made. */
 interface Reply {
   topic: string
-  body: JsonObject
+  payload: string
 }
+
+const replyOf = (topic: string, body: JsonObject): Reply => ({ topic, payload: JSON.stringify(body) })
 
 interface Outcome {
   result: ShadowResult
@@ -213,18 +216,23 @@ export class ShadowService {
   #update(job: Job, payload: Uint8Array): Outcome {
     const req = parseUpdateRequest(payload, this.#o.limits)
     if (!req.ok) return this.#refusedIfTooLarge(job, req.error, req.clientToken)
-    const { doc, deletedVersion } = this.#load(job.ref)
+    const { doc, deletedVersion, body: previousBody } = this.#load(job.ref)
     if (doc === null && !isClassicShadow(job.ref) && this.#o.store.countNamed(job.ref.thingName) >= this.#maxNamed) {
       return this.#refused(job, 'namedShadows', ShadowErrors.tooManyNamedShadows(this.#maxNamed), req.value.clientToken)
     }
     const now = epochSeconds(this.#o.clock)
-    const out = applyUpdate(doc, deletedVersion, req.value, now, this.#o.limits)
+    const previousVersion = doc?.version ?? 0
+    // The loaded document and the parsed request are ours alone: merged in place, not copied.
+    const out = applyOwnedUpdate(doc, deletedVersion, req.value, now, this.#o.limits)
     if (!out.ok) return this.#refusedIfTooLarge(job, out.error, req.value.clientToken)
-    const { state, metadata, version } = out.document
-    this.#o.store.put(job.ref.thingName, job.ref.shadowName ?? '', JSON.stringify({ state, metadata }), version, this.#o.clock.now())
-    const replies: Reply[] = [{ topic: shadowTopic(job.ref, 'update', 'accepted'), body: out.accepted }]
-    if (out.delta !== null) replies.push({ topic: shadowTopic(job.ref, 'update', 'delta'), body: out.delta })
-    replies.push({ topic: shadowTopic(job.ref, 'update', 'documents'), body: out.documents })
+    const { version } = out.document
+    // The same text as JSON.stringify({ state, metadata }), from the JSON the size checks made.
+    const body = `{"state":${out.json.state},"metadata":${out.json.metadata}}`
+    this.#o.store.put(job.ref.thingName, job.ref.shadowName ?? '', body, version, this.#o.clock.now())
+    const replies: Reply[] = [replyOf(shadowTopic(job.ref, 'update', 'accepted'), out.accepted)]
+    if (out.delta !== null) replies.push(replyOf(shadowTopic(job.ref, 'update', 'delta'), out.delta))
+    const previous = previousBody === null ? 'null' : snapshotJson(previousBody, previousVersion)
+    replies.push({ topic: shadowTopic(job.ref, 'update', 'documents'), payload: documentsJson(previous, snapshotJson(body, version), now, req.value.clientToken) })
     const change: ShadowChange = {
       kind: 'update', ref: job.ref, document: out.document, delta: out.delta === null ? null : (out.delta['state'] as JsonObject), ...tokenOf(req.value.clientToken),
     }
@@ -237,7 +245,7 @@ export class ShadowService {
     const { doc } = this.#load(job.ref)
     if (doc === null) return this.#rejected(job, notFoundError(job.ref), req.value.clientToken)
     const body = getAcceptedBody(doc, epochSeconds(this.#o.clock), req.value.clientToken)
-    const replies = job.origin === 'mqtt' ? [{ topic: shadowTopic(job.ref, 'get', 'accepted'), body }] : []
+    const replies = job.origin === 'mqtt' ? [replyOf(shadowTopic(job.ref, 'get', 'accepted'), body)] : []
     return { result: { accepted: true, status: 200, body }, replies }
   }
 
@@ -250,7 +258,7 @@ export class ShadowService {
     this.#o.store.put(job.ref.thingName, job.ref.shadowName ?? '', null, doc.version, this.#o.clock.now())
     if (!isClassicShadow(job.ref)) this.#o.store.pruneNamedTombstones(job.ref.thingName, this.#maxNamed)
     const body = deleteAcceptedBody(doc.version, epochSeconds(this.#o.clock), req.value.clientToken)
-    const replies = [{ topic: shadowTopic(job.ref, 'delete', 'accepted'), body }]
+    const replies = [replyOf(shadowTopic(job.ref, 'delete', 'accepted'), body)]
     return { result: { accepted: true, status: 200, body }, replies, change: { kind: 'delete', ref: job.ref, version: doc.version, ...tokenOf(req.value.clientToken) } }
   }
 
@@ -266,16 +274,17 @@ export class ShadowService {
   /** A rejection is published over MQTT only for MQTT requests (AWS: REST callers get HTTP errors). */
   #rejected(job: Job, error: ShadowError, clientToken: string | undefined): Outcome {
     const body = errorBody(error, epochSeconds(this.#o.clock), clientToken)
-    const replies = job.origin === 'mqtt' ? [{ topic: shadowTopic(job.ref, job.op, 'rejected'), body }] : []
+    const replies = job.origin === 'mqtt' ? [replyOf(shadowTopic(job.ref, job.op, 'rejected'), body)] : []
     return { result: { accepted: false, status: error.code, body }, replies }
   }
 
-  #load(ref: ShadowRef): { doc: ShadowDocument | null; deletedVersion: number | null } {
+  /** The live document (freshly parsed: the caller may change it), its stored JSON, or the tombstone's version. */
+  #load(ref: ShadowRef): { doc: ShadowDocument | null; body: string | null; deletedVersion: number | null } {
     const row = this.#o.store.get(ref.thingName, ref.shadowName ?? '')
-    if (row === undefined) return { doc: null, deletedVersion: null }
-    if (row.body === null) return { doc: null, deletedVersion: row.version }
+    if (row === undefined) return { doc: null, body: null, deletedVersion: null }
+    if (row.body === null) return { doc: null, body: null, deletedVersion: row.version }
     const { state, metadata } = JSON.parse(row.body) as Pick<ShadowDocument, 'state' | 'metadata'>
-    return { doc: { state, metadata, version: row.version }, deletedVersion: null }
+    return { doc: { state, metadata, version: row.version }, body: row.body, deletedVersion: null }
   }
 
   #notify(change: ShadowChange): void {
@@ -289,10 +298,24 @@ export class ShadowService {
   }
 
   #publish(reply: Reply): void {
-    this.#o.bus.publish(reply.topic, JSON.stringify(reply.body), 1).catch((err: Error) => {
+    this.#o.bus.publish(reply.topic, reply.payload, 1).catch((err: Error) => {
       this.#o.log.error({ [K.topic]: reply.topic, [K.err]: err.message }, 'failed to publish shadow reply')
     })
   }
+}
+
+/**
+ * A `previous`/`current` entry of update/documents from a stored body (the JSON of { state,
+ * metadata }, the store's format): the same JSON as documentSnapshot builds, without copying and
+ * serializing the document again.
+ */
+function snapshotJson(storedBody: string, version: number): string {
+  return `${storedBody.slice(0, -1)},"version":${version}}`
+}
+
+function documentsJson(previous: string, current: string, nowSec: number, clientToken: string | undefined): string {
+  const token = clientToken === undefined ? '' : `,"clientToken":${JSON.stringify(clientToken)}`
+  return `{"previous":${previous},"current":${current},"timestamp":${nowSec}${token}}`
 }
 
 const tokenOf = (clientToken: string | undefined): { clientToken?: string } => (clientToken === undefined ? {} : { clientToken })

@@ -2,7 +2,8 @@
 //
 //   npm run bench                         every figure
 //   npm run bench -- broker               one figure (broker | shadow | startup | outbox | task-latency |
-//                                         task-throughput | task-memory | task-isolation | swarm), or several;
+//                                         task-throughput | task-memory | task-isolation | swarm |
+//                                         shadow-attack), or several;
 //                                         with no name: broker, shadow, startup
 //   npm run bench -- broker --runs 7      flags after the names go to the figure scripts
 //   npm run bench -- --out results.json   also write the figures' JSON lines to a file
@@ -40,12 +41,13 @@ const FIGURES = {
   'task-isolation': 'task-isolation.mjs',
   swarm: 'swarm.mjs',
   rollout: 'rollout.mjs',
+  'shadow-attack': 'shadow-attack.mjs',
 }
 /**
  * Run by default; the others only when named (outbox: the cloud link's figure, owned elsewhere;
  * task-*: the task runtime's figures, about 4 minutes together; swarm: 1,000 devices on the daemon
  * and two baselines, about 5 minutes; rollout: a fleet deployment to 20 coordinator processes, about
- * 1 minute).
+ * 1 minute; shadow-attack: devices' shadow replies while one device floods 5 MB updates, 1 minute).
  */
 const DEFAULT_FIGURES = ['broker', 'shadow', 'startup']
 
