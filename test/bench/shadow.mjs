@@ -15,7 +15,7 @@
 // publish to its accepted reply, p50/p99 over all measured windows. The headline is 'nodelay':
 // TCP_NODELAY on both brokers' server sockets, as the coordinator's own listeners set it.
 import { join } from 'node:path'
-import { printProfileSummary, summarizeProfile } from './profile.mjs'
+import { printProfileSummary, SHADOW_STAGES, summarizeProfile } from './profile.mjs'
 import {
   arg, connectMany, cpuSecondsOf, fmtInt, fmtPct, loadAverage, machine, median, memoryOf, mqttClose, numArg,
   percentile, printResult, printTable, round, runMain, selfCpuSeconds, sleep, startBrokerHost, otherProcessesCpu, otherCpuBetween, tempDir, waitForQuiet,
@@ -236,7 +236,7 @@ async function main() {
       } finally {
         await target.stop()
       }
-      profile[mode] = summarizeProfile(file, 15)
+      profile[mode] = summarizeProfile(file, 15, mode === 'baseline' ? {} : SHADOW_STAGES)
       printProfileSummary(`CPU profile of the ${LABEL[mode]} process (nodelay sockets), one ${WINDOW_MS} ms window at ${fmtInt(rate)} accepted/s` +
         (keep ? ` [${file}]` : ''), profile[mode])
     }
@@ -251,7 +251,7 @@ async function main() {
     results,
     ratios,
     target: { acceptedPerSec: 5000, shareOfEchoNodelay: TARGET_SHARE },
-    ...(profile ? { profile: Object.fromEntries(Object.entries(profile).map(([k, x]) => [k, { self: x.self.slice(0, 10), components: x.components.slice(0, 10) }])) } : {}),
+    ...(profile ? { profile: Object.fromEntries(Object.entries(profile).map(([k, x]) => [k, { self: x.self.slice(0, 10), components: x.components.slice(0, 10), stages: x.stages }])) } : {}),
   })
 }
 
