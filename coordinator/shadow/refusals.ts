@@ -30,14 +30,16 @@ export class Refusals {
     this.#log = log
   }
 
-  count(reason: RefusalReason, thingName: string): void {
+  /** `thingName` is unknown for a body refused before its route was read (HTTP). */
+  count(reason: RefusalReason, thingName?: string): void {
     this.#counts[reason]++
     this.#unlogged[reason]++
     const now = this.#clock.now()
     const last = this.#loggedAt.get(reason)
     if (last !== undefined && now - last < LOG_INTERVAL_MS) return
     this.#loggedAt.set(reason, now)
-    this.#log.warn({ [K.thingName]: thingName, count: this.#unlogged[reason], total: this.#counts[reason] }, MESSAGES[reason])
+    const thing = thingName === undefined ? {} : { [K.thingName]: thingName }
+    this.#log.warn({ ...thing, count: this.#unlogged[reason], total: this.#counts[reason] }, MESSAGES[reason])
     this.#unlogged[reason] = 0
   }
 

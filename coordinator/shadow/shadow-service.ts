@@ -112,6 +112,11 @@ export class ShadowService {
     return this.#maxRequestBytes
   }
 
+  /** Counts a request whose body a transport refused for passing maxRequestBytes before reading it. */
+  refusedOversizedBody(): void {
+    this.#refusals.count('requestBytes')
+  }
+
   /** Requests refused by a bound so far, by reason. */
   refusals(): Record<RefusalReason, number> {
     return this.#refusals.snapshot()

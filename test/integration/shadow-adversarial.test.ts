@@ -189,6 +189,6 @@ describe('the cloud shim serves its shadows with the same bounds', () => {
     expect((await post('/things/hub-1/shadow?name=one', JSON.stringify({ state: { reported: { a: 1 } } }))).status).toBe(200)
     expect(await post('/things/hub-1/shadow?name=two', JSON.stringify({ state: { reported: { a: 1 } } })))
       .toMatchObject({ status: 400, body: { code: 400, message: 'Too many named shadows for this thing; maximum is 1' } })
-    expect(cloud.shim.shadows.refusals()).toMatchObject({ size: 1, namedShadows: 1 })
+    expect(cloud.shim.shadows.refusals()).toMatchObject({ requestBytes: 1, size: 1, namedShadows: 1 })
   })
 })

@@ -18,6 +18,10 @@ export function shadowRoutes(shadows: ShadowService): Route[] {
       pattern: /^\/things\/([^/]+)\/shadow$/,
       // The service's own request cap, so an oversized body is never buffered past it.
       maxBodyBytes: shadows.maxRequestBytes,
+      tooLarge: () => {
+        shadows.refusedOversizedBody()
+        return error(413, 'The payload exceeds the maximum size allowed')
+      },
       methods: {
         GET: op((ref) => shadows.get(ref)),
         POST: op((ref, body) => shadows.update(ref, body)),
