@@ -57,7 +57,15 @@ export const cloudConfigSchema = z.object({
     maxDepth: z.number().int().min(1).max(32),
     /** Shadow requests per second per thing before 429; 0 disables the limit. */
     maxRequestsPerSecondPerThing: z.number().min(0),
-  }).strict(),
+    /** Bytes of one request payload, answered 413 before it is parsed; null: 4 x maxStateBytes. */
+    maxRequestBytes: z.number().int().min(256).max(16 * 1_048_576).nullable(),
+    /** Bytes of a shadow's stored metadata (AWS does not count it; it grows 12x for arrays); null: 8 x maxStateBytes. */
+    maxMetadataBytes: z.number().int().min(256).max(64 * 1_048_576).nullable(),
+    /** Named shadows a thing may have (AWS: no cap); creating one more is refused with 400. */
+    maxNamedShadowsPerThing: z.number().int().min(0).max(100_000),
+  }).strict().refine((s) => s.maxRequestBytes === null || s.maxRequestBytes >= s.maxStateBytes, {
+    path: ['maxRequestBytes'], message: 'must be at least shadow.maxStateBytes, or null',
+  }),
   bundles: z.object({
     /** Ed25519 public keys (PEM) whose signatures the catalog accepts. */
     trustedKeys: z.array(z.string().min(1)),
@@ -90,7 +98,7 @@ export const CLOUD_DEFAULTS: CloudConfig = {
   auth: { allowAnonymousLoopback: 'auto', serverCertHosts: [] },
   web: { allowedHosts: [], allowedOrigins: [] },
   advertise: { mqttUrl: null, httpUrl: null },
-  shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20 },
+  shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20, maxRequestBytes: null, maxMetadataBytes: null, maxNamedShadowsPerThing: 100 },
   bundles: { trustedKeys: [], allowUnsigned: false, maxBundleBytes: 5 * 1024 * 1024 },
   store: { synchronous: 'full', brokerSynchronous: 'normal' },
 }

@@ -162,7 +162,9 @@ export class CloudShim {
     const shadows = (this.#shadows = new ShadowService({
       store: new ShadowStore(db),
       bus,
-      limits: { maxStateBytes: shadow.maxStateBytes, maxDepth: shadow.maxDepth, maxClientTokenBytes: 64 },
+      limits: { maxStateBytes: shadow.maxStateBytes, maxDepth: shadow.maxDepth, maxClientTokenBytes: 64, maxMetadataBytes: shadow.maxMetadataBytes ?? undefined },
+      maxRequestBytes: shadow.maxRequestBytes,
+      maxNamedShadowsPerThing: shadow.maxNamedShadowsPerThing,
       maxRequestsPerSecondPerThing: shadow.maxRequestsPerSecondPerThing,
       clock: this.#clock,
       log: this.#log.child({ module: 'shadow' }),

@@ -18,6 +18,8 @@ export interface Route {
    * route whose bodies have a limit of their own (bundles) names that limit rather than the API's.
    */
   tooLarge?: () => RouteResult
+  /** A body cap of the route's own, below the API's (shadow requests); the rest is not read. */
+  maxBodyBytes?: number
   /**
    * Answered without the bearer token. Only for resources whose URL is itself the secret: a bundle
    * addressed by its SHA-256 digest can only be asked for by someone who was told the digest.

@@ -87,8 +87,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: ApiOption
   } catch {
     return refuse(400, 'COORD_INVALID_ARG', `the path ${clip(url.pathname)} has a malformed percent-encoding`)
   }
-  const body = await readBody(req, opts.maxBodyBytes)
-  if (body === null) return send(res, route.tooLarge?.() ?? (route.errorShape === 'aws' ? awsError(413, 'The payload exceeds the maximum size allowed') : error(413, 'COORD_API_PAYLOAD_TOO_LARGE', `the request body is larger than ${opts.maxBodyBytes} bytes`)))
+  const maxBodyBytes = route.maxBodyBytes ?? opts.maxBodyBytes
+  const body = await readBody(req, maxBodyBytes)
+  if (body === null) return send(res, route.tooLarge?.() ?? (route.errorShape === 'aws' ? awsError(413, 'The payload exceeds the maximum size allowed') : error(413, 'COORD_API_PAYLOAD_TOO_LARGE', `the request body is larger than ${maxBodyBytes} bytes`)))
   return send(res, await make(params)(req, url, body))
 }
 

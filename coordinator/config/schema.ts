@@ -176,7 +176,15 @@ export const configSchema = z.object({
     maxDepth: z.number().int().min(1).max(32),
     /** Shadow requests per second per thing before 429 (AWS: 20); 0 disables the limit. */
     maxRequestsPerSecondPerThing: z.number().min(0),
-  }).strict(),
+    /** Bytes of one request payload, answered 413 before it is parsed; null: 4 x maxStateBytes. */
+    maxRequestBytes: z.number().int().min(256).max(16 * 1_048_576).nullable(),
+    /** Bytes of a shadow's stored metadata (AWS does not count it; it grows 12x for arrays); null: 8 x maxStateBytes. */
+    maxMetadataBytes: z.number().int().min(256).max(64 * 1_048_576).nullable(),
+    /** Named shadows a thing may have (AWS: no cap); creating one more is refused with 400. */
+    maxNamedShadowsPerThing: z.number().int().min(0).max(100_000),
+  }).strict().refine((s) => s.maxRequestBytes === null || s.maxRequestBytes >= s.maxStateBytes, {
+    path: ['maxRequestBytes'], message: 'must be at least shadow.maxStateBytes, or null',
+  }),
   tasks: z.object({
     /** Ed25519 public keys whose signatures make a bundle installable: PEM text or a path to a PEM file. */
     trustedKeys: z.array(z.string().min(1)),
@@ -274,7 +282,7 @@ export const DEFAULTS: CoordinatorConfig = {
   auth: { allowAnonymousLoopback: 'auto', anonymousPolicies: [], serverCertHosts: [] },
   web: { allowedHosts: [], allowedOrigins: [] },
   policies: [],
-  shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20 },
+  shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20, maxRequestBytes: null, maxMetadataBytes: null, maxNamedShadowsPerThing: 100 },
   tasks: { trustedKeys: [], allowUnsigned: false, maxConcurrentCalls: 8, maxBundleBytes: 5 * 1024 * 1024, maxTasks: 64, maxMemoryMb: 512,
     maxBridgeBytes: 1024 * 1024, timerCpuMsPerSecond: 100, drainTimeoutMs: 5000,
     caps: { maxConcurrent: null, queueSize: 5000, cpuMsPerCall: 1000, wallMsPerCall: 30_000 },

@@ -127,7 +127,9 @@ export class Coordinator {
     this.#shadows = new ShadowService({
       store: new ShadowStore(db),
       bus: this.#broker,
-      limits: { maxStateBytes: config.shadow.maxStateBytes, maxDepth: config.shadow.maxDepth, maxClientTokenBytes: 64 },
+      limits: { maxStateBytes: config.shadow.maxStateBytes, maxDepth: config.shadow.maxDepth, maxClientTokenBytes: 64, maxMetadataBytes: config.shadow.maxMetadataBytes ?? undefined },
+      maxRequestBytes: config.shadow.maxRequestBytes,
+      maxNamedShadowsPerThing: config.shadow.maxNamedShadowsPerThing,
       maxRequestsPerSecondPerThing: config.shadow.maxRequestsPerSecondPerThing,
       clock,
       log: this.#log.child({ module: 'shadow' }),

@@ -15,6 +15,23 @@ export interface ShadowLimits {
   /** Container nesting inside desired/reported; the section object itself is level 1. */
   maxDepth: number
   maxClientTokenBytes: number
+  /**
+   * UTF-8 bytes of the stored metadata JSON (desired and reported). Not an AWS limit: AWS does not
+   * count metadata, but a document stores it, and an array of small numbers grows 12x in it (an
+   * 8 KB array keeps ~110 KB of timestamps). Absent: METADATA_BYTES_PER_STATE_BYTE x maxStateBytes.
+   */
+  maxMetadataBytes?: number
+}
+
+/**
+ * Metadata of a document made only of objects is at most ~5.2x its state ({"a":1} becomes
+ * {"a":{"timestamp":…}}), so 8x admits every such document at the size limit and refuses only
+ * long arrays of small values.
+ */
+export const METADATA_BYTES_PER_STATE_BYTE = 8
+
+export function metadataBytesLimit(limits: ShadowLimits): number {
+  return limits.maxMetadataBytes ?? METADATA_BYTES_PER_STATE_BYTE * limits.maxStateBytes
 }
 
 export const DEFAULT_SHADOW_LIMITS: ShadowLimits = Object.freeze({ maxStateBytes: 8192, maxDepth: 6, maxClientTokenBytes: 64 })
@@ -100,6 +117,8 @@ export const ShadowErrors = {
   forbidden: () => shadowError(403, 'Forbidden'),
   versionConflict: () => shadowError(409, 'Version conflict'),
   payloadTooLarge: () => shadowError(413, 'The payload exceeds the maximum size allowed'),
+  /** Not an IoT Core error (it has no cap): worded like its nesting limit, with its 400 for a refused request. */
+  tooManyNamedShadows: (max: number) => shadowError(400, `Too many named shadows for this thing; maximum is ${max}`),
   unsupportedEncoding: () => shadowError(415, 'Unsupported documented encoding; supported encoding is UTF-8'),
   tooManyRequests: () => shadowError(429, 'Too Many Requests'),
   internal: () => shadowError(500, 'Internal service failure'),
@@ -135,7 +154,19 @@ function ownJson(o: JsonObject, key: string): JsonValue | undefined {
 }
 
 function put(o: JsonObject, key: string, value: JsonValue): void {
-  Object.defineProperty(o, key, { value, writable: true, enumerable: true, configurable: true })
+  // `__proto__` is the only accessor on Object.prototype; any other key assigns as plain data,
+  // and assignment is several times cheaper than defineProperty on this per-key path.
+  if (key === '__proto__') Object.defineProperty(o, key, { value, writable: true, enumerable: true, configurable: true })
+  else o[key] = value
+}
+
+/** A deep copy of JSON data; cheaper than structuredClone for the small values shadows hold. */
+function cloneJson<T extends JsonValue>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) return value.map((v) => cloneJson(v)) as T
+  const out: JsonObject = {}
+  for (const key in value) put(out, key, cloneJson(value[key] as JsonValue))
+  return out as T
 }
 
 function isEmptyObject(v: JsonObject): boolean {
@@ -254,12 +285,21 @@ function buildUpdateRequest(state: unknown, clientToken: string | undefined, ver
   return request
 }
 
+/** The body's clientToken when it is a valid one: only a valid token is echoed in a rejection. */
+function validTokenOf(body: object, limits: ShadowLimits): string | undefined {
+  const token = own(body, 'clientToken')
+  return isValidClientToken(token, limits) ? token : undefined
+}
+
+function failed<T>(error: ShadowError, clientToken: string | undefined): Parsed<T> {
+  return clientToken === undefined ? { ok: false, error } : { ok: false, error, clientToken }
+}
+
 /** Validates a decoded update body (or a programmatic UpdateRequest) and keeps only known fields. */
 function readUpdate(body: object, limits: ShadowLimits): Parsed<UpdateRequest> {
   const rawToken = own(body, 'clientToken')
-  const clientToken = isValidClientToken(rawToken, limits) ? rawToken : undefined
-  const fail = (error: ShadowError): Parsed<UpdateRequest> =>
-    clientToken === undefined ? { ok: false, error } : { ok: false, error, clientToken }
+  const clientToken = validTokenOf(body, limits)
+  const fail = (error: ShadowError): Parsed<UpdateRequest> => failed(error, clientToken)
   const state = own(body, 'state')
   const stateError = checkStateNode(state)
   if (stateError) return fail(stateError)
@@ -273,11 +313,19 @@ function readUpdate(body: object, limits: ShadowLimits): Parsed<UpdateRequest> {
 
 /**
  * Parses an `update` payload. Errors found after the clientToken could be read carry it, so the
- * rejected reply can echo it; an invalid token is never echoed.
+ * rejected reply can echo it; an invalid token is never echoed. A state too large to fit any
+ * merged document is a 413 before the §5.3 checks (so before a 400 or 409 it would also earn).
  */
 export function parseUpdateRequest(payload: Uint8Array, limits: ShadowLimits): Parsed<UpdateRequest> {
   const body = decodeObject(payload)
-  return body.ok ? readUpdate(body.value, limits) : body
+  if (!body.ok) return body
+  // A payload within the limit holds a state within it, but for number notation (1e20) that the
+  // check on the merged state still catches: the walk is left to larger payloads.
+  if (payload.byteLength > limits.maxStateBytes) {
+    const bytes = requestStateBytes(own(body.value, 'state'), limits.maxDepth, limits.maxStateBytes)
+    if (bytes !== null && bytes > limits.maxStateBytes) return failed(ShadowErrors.payloadTooLarge(), validTokenOf(body.value, limits))
+  }
+  return readUpdate(body.value, limits)
 }
 
 /**
@@ -317,7 +365,7 @@ export function computeDeltaMetadata(delta: JsonObject, desiredMetadata: JsonObj
   for (const [k, v] of Object.entries(delta)) {
     const meta = desiredMetadata === undefined ? undefined : ownJson(desiredMetadata, k)
     if (meta === undefined) continue
-    put(out, k, isObject(v) && isObject(meta) ? computeDeltaMetadata(v, meta) : structuredClone(meta))
+    put(out, k, isObject(v) && isObject(meta) ? computeDeltaMetadata(v, meta) : cloneJson(meta))
   }
   return out
 }
@@ -338,7 +386,7 @@ function isDeletion(patch: JsonValue): boolean {
 /** Undefined means the key must be removed (deleted, or an object that ended up empty). */
 function mergeValue(current: JsonValue | undefined, currentMeta: JsonValue | undefined, patch: JsonValue, nowSec: number): Merged | undefined {
   if (isDeletion(patch)) return undefined
-  if (!isObject(patch)) return { value: structuredClone(patch), meta: metadataFor(patch, nowSec) }
+  if (!isObject(patch)) return { value: cloneJson(patch), meta: metadataFor(patch, nowSec) }
   // A type change (scalar or array to object) starts from scratch, dropping the old leaf metadata.
   const value = isObject(current) ? current : {}
   const meta = isObject(current) && isObject(currentMeta) ? currentMeta : {}
@@ -386,11 +434,14 @@ function dropEmptySections(doc: StateAndMetadata): void {
   }
 }
 
-function mergeDocument(current: ShadowDocument | null, patch: UpdateRequest['state'], nowSec: number, version: number): ShadowDocument {
+/** `owned`: the caller gives `current` up, so it is merged in place instead of into a copy. */
+function mergeDocument(current: ShadowDocument | null, patch: UpdateRequest['state'], nowSec: number, version: number, owned: boolean): ShadowDocument {
   const doc: StateAndMetadata =
     current === null || patch === null
       ? { state: {}, metadata: {} }
-      : structuredClone({ state: current.state, metadata: current.metadata })
+      : owned
+        ? { state: current.state, metadata: current.metadata }
+        : { state: cloneJson(current.state as JsonObject), metadata: cloneJson(current.metadata as JsonObject) }
   if (patch !== null) {
     for (const section of SECTIONS) mergeSection(doc, section, patch[section], nowSec)
   }
@@ -403,13 +454,13 @@ function mergeDocument(current: ShadowDocument | null, patch: UpdateRequest['sta
 
 /** Undefined when the desired value is satisfied by the reported one. */
 function diffValue(desired: JsonValue, reported: JsonValue | undefined): JsonValue | undefined {
-  if (reported === undefined || reported === null) return structuredClone(desired)
+  if (reported === undefined || reported === null) return cloneJson(desired)
   if (isObject(desired) && isObject(reported)) {
     const sub = diffObject(desired, reported)
     return isEmptyObject(sub) ? undefined : sub
   }
   // JSON numbers are all doubles here, so 1 and 1.0 already compare equal by value.
-  return jsonEqual(desired, reported) ? undefined : structuredClone(desired)
+  return jsonEqual(desired, reported) ? undefined : cloneJson(desired)
 }
 
 function diffObject(desired: JsonObject, reported: JsonObject): JsonObject {
@@ -424,7 +475,7 @@ function diffObject(desired: JsonObject, reported: JsonObject): JsonObject {
 /** Every desired path whose reported value differs or is missing; keys only in reported never appear. */
 export function computeDelta(desired: JsonObject | undefined, reported: JsonObject | undefined): JsonObject | null {
   if (desired === undefined) return null
-  const delta = reported === undefined ? structuredClone(desired) : diffObject(desired, reported)
+  const delta = reported === undefined ? cloneJson(desired) : diffObject(desired, reported)
   return isEmptyObject(delta) ? null : delta
 }
 
@@ -440,6 +491,107 @@ export function stateBytes(state: ShadowState): number {
   return total
 }
 
+/**
+ * The JSON of a document's state (or metadata) object, and its size as stateBytes measures it:
+ * the object's own braces, section names and commas are not counted. One serialization serves
+ * both the size check and the caller that stores or sends the document.
+ */
+function sectionsJson(sections: ShadowState | ShadowMetadata): { json: string; bytes: number } {
+  const json = JSON.stringify(sections)
+  const present = SECTIONS.filter((section) => sections[section] !== undefined)
+  // Braces, `"name":` per section, and the commas between sections.
+  const framing = 2 + present.reduce((n, section) => n + section.length + 3, 0) + Math.max(0, present.length - 1)
+  return { json, bytes: utf8Bytes(json) - framing }
+}
+
+/** Metadata JSON bytes of desired plus reported, measured like stateBytes (bounded by maxMetadataBytes). */
+export function metadataBytes(metadata: ShadowMetadata): number {
+  return stateBytes(metadata)
+}
+
+/** Marks a walk that went deeper than maxDepth. */
+const TOO_DEEP = -1
+
+/**
+ * The fewest bytes the request's state can occupy in the merged document: its sections with the
+ * deletions (null, {}) and the objects they leave empty pruned, measured as stateBytes measures.
+ * The merged document keeps every remaining path with the same value, so when this is over
+ * maxStateBytes the update cannot be accepted. The walk stops once past `stopAbove` (the result
+ * is then only known to be larger), so a state of many keys costs no more than the limit's worth.
+ * Null when the state nests deeper than `maxDepth` (validation answers that), so hostile nesting
+ * is never walked further than the limit.
+ */
+export function requestStateBytes(state: unknown, maxDepth: number, stopAbove = Infinity): number | null {
+  if (!isObject(state)) return 0
+  let total = 0
+  for (const section of SECTIONS) {
+    const value = own(state, section)
+    if (!isObject(value)) continue
+    const bytes = prunedBytes(value, 1, maxDepth, stopAbove - total)
+    if (bytes === TOO_DEEP) return null
+    total += bytes
+    if (total > stopAbove) break
+  }
+  return total
+}
+
+// The walks use for-in: parsed JSON has only own, enumerable, string keys (and Object.prototype
+// none), and for-in avoids building an entries array per object.
+
+/** JSON bytes of an object patch without its deletions; 0 when nothing is left of it. */
+function prunedBytes(patch: JsonObject, level: number, max: number, budget: number): number {
+  if (level > max) return TOO_DEEP
+  let bytes = 1
+  let kept = 0
+  for (const key in patch) {
+    const value = patch[key] as JsonValue
+    if (isDeletion(value)) continue
+    const n = isObject(value) ? prunedBytes(value, level + 1, max, budget - bytes) : valueBytes(value, level + 1, max, budget - bytes)
+    if (n === TOO_DEEP) return TOO_DEEP
+    if (n === 0) continue
+    // The member, then a comma or the closing brace.
+    bytes += jsonStringBytes(key) + 1 + n + 1
+    kept++
+    if (bytes > budget) return bytes
+  }
+  return kept === 0 ? 0 : bytes
+}
+
+/** JSON bytes of a value stored as sent (scalars, arrays and whatever is inside arrays). */
+function valueBytes(value: JsonValue, level: number, max: number, budget: number): number {
+  if (typeof value === 'string') return jsonStringBytes(value)
+  if (typeof value !== 'object' || value === null) return String(value).length
+  if (level > max) return TOO_DEEP
+  let bytes = 1
+  let members = 0
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const n = valueBytes(item, level + 1, max, budget - bytes)
+      if (n === TOO_DEEP) return TOO_DEEP
+      bytes += n + 1
+      members++
+      if (bytes > budget) return bytes
+    }
+  } else {
+    for (const key in value) {
+      const n = valueBytes(value[key] as JsonValue, level + 1, max, budget - bytes)
+      if (n === TOO_DEEP) return TOO_DEEP
+      bytes += jsonStringBytes(key) + 1 + n + 1
+      members++
+      if (bytes > budget) return bytes
+    }
+  }
+  // An empty container still has its closing bracket.
+  return members === 0 ? 2 : bytes
+}
+
+/** Printable ASCII other than `"` and `\\`: JSON writes it as is, one byte a character. */
+const PLAIN_JSON_STRING = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
+
+function jsonStringBytes(s: string): number {
+  return PLAIN_JSON_STRING.test(s) ? s.length + 2 : utf8Bytes(JSON.stringify(s))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reply bodies.
 
@@ -447,7 +599,7 @@ function sectionsOf(source: ShadowState | ShadowMetadata): JsonObject {
   const out: JsonObject = {}
   for (const section of SECTIONS) {
     const value = source[section]
-    if (value !== undefined) out[section] = structuredClone(value)
+    if (value !== undefined) out[section] = cloneJson(value)
   }
   return out
 }
@@ -478,8 +630,8 @@ export function errorBody(err: ShadowError, nowSec: number, clientToken?: string
 }
 
 /** update/accepted echoes the request's state (nulls included), not the merged document. */
-function updateAcceptedBody(req: UpdateRequest, version: number, nowSec: number): JsonObject {
-  const state: JsonValue = req.state === null ? null : structuredClone(req.state as JsonObject)
+function updateAcceptedBody(req: UpdateRequest, version: number, nowSec: number, owned: boolean): JsonObject {
+  const state: JsonValue = req.state === null ? null : owned ? (req.state as JsonObject) : cloneJson(req.state as JsonObject)
   const metadata = metadataFor(state, nowSec)
   return withClientToken({ state, metadata, version, timestamp: nowSec }, req.clientToken)
 }
@@ -514,21 +666,59 @@ function expectedVersion(current: ShadowDocument | null, deletedVersion: number 
 /**
  * Applies an update (a request from parseUpdateRequest, or built in code; it is validated again).
  * `deletedVersion` is the tombstone's last version, consulted only when `current` is null.
- * Checks run in §5.3 order: request validity, then 409, then 413 on the merged state.
+ * Checks run in §5.3 order: request validity, then 409, then 413 on the merged state and then on
+ * its metadata.
  */
 export function applyUpdate(current: ShadowDocument | null, deletedVersion: number | null, req: UpdateRequest, nowSec: number, limits: ShadowLimits): UpdateOutcome {
+  const out = mergeUpdate(current, deletedVersion, req, nowSec, limits, false)
+  if (!out.ok) return out
+  const { document, accepted, delta } = out
+  return { ok: true, document, accepted, delta, documents: updateDocumentsBody(current, document, nowSec, out.clientToken) }
+}
+
+export type OwnedUpdateOutcome =
+  | { ok: true; document: ShadowDocument; accepted: JsonObject; delta: JsonObject | null; json: DocumentJson }
+  | { ok: false; error: ShadowError }
+
+/**
+ * applyUpdate for a caller that owns `current` and `req` (freshly parsed and used for nothing
+ * else afterwards, as the shadow service's are): `current` is merged in place and the request's
+ * objects are echoed in update/accepted, instead of being copied. No update/documents body is
+ * built; the service writes it from the stored JSON. Same checks and results otherwise.
+ */
+export function applyOwnedUpdate(current: ShadowDocument | null, deletedVersion: number | null, req: UpdateRequest, nowSec: number, limits: ShadowLimits): OwnedUpdateOutcome {
+  const out = mergeUpdate(current, deletedVersion, req, nowSec, limits, true)
+  if (!out.ok) return out
+  return { ok: true, document: out.document, accepted: out.accepted, delta: out.delta, json: out.json }
+}
+
+/** A document's state and metadata objects as JSON text, as they were measured. */
+export interface DocumentJson {
+  state: string
+  metadata: string
+}
+
+type UpdateMerge =
+  | { ok: true; document: ShadowDocument; accepted: JsonObject; delta: JsonObject | null; json: DocumentJson; clientToken: string | undefined }
+  | { ok: false; error: ShadowError }
+
+function mergeUpdate(current: ShadowDocument | null, deletedVersion: number | null, req: UpdateRequest, nowSec: number, limits: ShadowLimits, owned: boolean): UpdateMerge {
   const checked = readUpdate(req, limits)
   if (!checked.ok) return { ok: false, error: checked.error }
   const request = checked.value
   const base = expectedVersion(current, deletedVersion)
   if (request.version !== undefined && request.version !== base) return { ok: false, error: ShadowErrors.versionConflict() }
-  const document = mergeDocument(current, request.state, nowSec, base + 1)
-  if (stateBytes(document.state) > limits.maxStateBytes) return { ok: false, error: ShadowErrors.payloadTooLarge() }
+  const document = mergeDocument(current, request.state, nowSec, base + 1, owned)
+  const state = sectionsJson(document.state)
+  if (state.bytes > limits.maxStateBytes) return { ok: false, error: ShadowErrors.payloadTooLarge() }
+  const metadata = sectionsJson(document.metadata)
+  if (metadata.bytes > metadataBytesLimit(limits)) return { ok: false, error: ShadowErrors.payloadTooLarge() }
   return {
     ok: true,
     document,
-    accepted: updateAcceptedBody(request, document.version, nowSec),
+    accepted: updateAcceptedBody(request, document.version, nowSec, owned),
     delta: updateDeltaBody(document, nowSec, request.clientToken),
-    documents: updateDocumentsBody(current, document, nowSec, request.clientToken),
+    json: { state: state.json, metadata: metadata.json },
+    clientToken: request.clientToken,
   }
 }

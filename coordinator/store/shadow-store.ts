@@ -26,6 +26,8 @@ export class ShadowStore {
   readonly #get
   readonly #put
   readonly #listNamed
+  readonly #countNamed
+  readonly #pruneTombstones
 
   constructor(db: Db) {
     migrate(db, 'shadows', MIGRATIONS)
@@ -36,6 +38,11 @@ export class ShadowStore {
       ON CONFLICT (thing, name) DO UPDATE SET body = excluded.body, version = excluded.version, updated_at = excluded.updated_at`)
     this.#listNamed = db.prepare<[string, string, number], { name: string }>(
       `SELECT name FROM shadows WHERE thing = ? AND name > ? AND name <> '' AND body IS NOT NULL ORDER BY name LIMIT ?`)
+    this.#countNamed = db.prepare<[string], { n: number }>(
+      `SELECT count(*) AS n FROM shadows WHERE thing = ? AND name <> '' AND body IS NOT NULL`)
+    this.#pruneTombstones = db.prepare<[string, string, number]>(
+      `DELETE FROM shadows WHERE thing = ? AND name <> '' AND body IS NULL AND name NOT IN (
+         SELECT name FROM shadows WHERE thing = ? AND name <> '' AND body IS NULL ORDER BY updated_at DESC, name LIMIT ?)`)
   }
 
   get(thing: string, name: string): StoredShadow | undefined {
@@ -51,6 +58,19 @@ export class ShadowStore {
   /** Live named shadows of a thing, in name order, after `after` (exclusive). */
   listNamed(thing: string, after: string, limit: number): string[] {
     return this.#listNamed.all(thing, after, limit).map((r) => r.name)
+  }
+
+  /** Live named shadows of a thing. */
+  countNamed(thing: string): number {
+    return this.#countNamed.get(thing)?.n ?? 0
+  }
+
+  /**
+   * Keeps the `keep` newest tombstones of a thing's named shadows and forgets the rest, so creating
+   * and deleting names cannot grow the table; a forgotten name, re-created, starts at version 1.
+   */
+  pruneNamedTombstones(thing: string, keep: number): number {
+    return this.#pruneTombstones.run(thing, thing, keep).changes
   }
 
   /** Runs `fn` in one transaction: one fsync for a whole batch of updates. */

@@ -1,6 +1,7 @@
 // Summarises a V8 .cpuprofile (from `node --cpu-prof`): top frames by self time, time per
-// component (which package or which part of the coordinator), and inclusive time of coordinator
-// functions. Usable alone: node test/bench/profile.mjs FILE.cpuprofile [TOP]
+// component (which package or which part of the coordinator), inclusive time of coordinator
+// functions, and optionally of named stages (a stage is a set of function names; a sample counts
+// once for each stage that has a frame on its stack). Usable alone: node test/bench/profile.mjs FILE.cpuprofile [TOP]
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
@@ -20,7 +21,24 @@ function component(url, name) {
 
 const label = (f) => `${f.functionName || '(anonymous)'} ${component(f.url, f.functionName)}:${f.lineNumber + 1}`
 
-export function summarizeProfile(file, top = 15) {
+/**
+ * The shadow update path's stages, by the functions that do them (test/bench/shadow.mjs); a name
+ * may be qualified by its component, `put@coordinator/store/shadow-store`.
+ */
+export const SHADOW_STAGES = {
+  'request topic and queue': ['#onMqttRequest', '#submit'],
+  'parse and validate the request': ['parseUpdateRequest'],
+  'load (SQLite get, JSON.parse)': ['#load'],
+  'merge and metadata': ['mergeDocument'],
+  'size checks and serialization of the document': ['sectionsJson'],
+  'reply bodies (accepted, delta: build and JSON)': ['updateAcceptedBody', 'updateDeltaBody', 'replyOf'],
+  'SQLite put': ['put@coordinator/store/shadow-store'],
+  'reply publishes through aedes': ['#publish'],
+  'broker: authorize and deliver the request': ['authorizePublish', 'deliver@coordinator/broker/broker'],
+  gc: ['(garbage collector)'],
+}
+
+export function summarizeProfile(file, top = 15, stages = {}) {
   const profile = JSON.parse(readFileSync(file, 'utf8'))
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const parent = new Map()
@@ -28,6 +46,8 @@ export function summarizeProfile(file, top = 15) {
   const self = new Map()
   const inclusive = new Map()
   const components = new Map()
+  const stageTime = new Map(Object.keys(stages).map((k) => [k, 0]))
+  const stageOf = new Map(Object.entries(stages).flatMap(([stage, names]) => names.map((n) => [n, stage])))
   let total = 0
   let idle = 0
   profile.samples.forEach((id, i) => {
@@ -44,8 +64,14 @@ export function summarizeProfile(file, top = 15) {
     const comp = component(f.url, f.functionName)
     components.set(comp, (components.get(comp) ?? 0) + dt)
     const seen = new Set()
+    const inStages = new Set()
     for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
       const cf = byId.get(cur).callFrame
+      const stage = stageOf.get(`${cf.functionName}@${component(cf.url, cf.functionName)}`) ?? stageOf.get(cf.functionName)
+      if (stage !== undefined && !inStages.has(stage)) {
+        inStages.add(stage)
+        stageTime.set(stage, stageTime.get(stage) + dt)
+      }
       if (!cf.url.includes('/dist/coordinator/')) continue
       const k = label(cf)
       if (seen.has(k)) continue
@@ -54,7 +80,8 @@ export function summarizeProfile(file, top = 15) {
     }
   })
   const rank = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, ms]) => ({ frame: k, ms: Math.round(ms), pct: Math.round((ms / total) * 1000) / 10 }))
-  return { busyMs: Math.round(total), idleMs: Math.round(idle), self: rank(self), components: rank(components), coordinatorInclusive: rank(inclusive) }
+  const stageRows = [...stageTime].map(([k, ms]) => ({ frame: k, ms: Math.round(ms), pct: Math.round((ms / total) * 1000) / 10 }))
+  return { busyMs: Math.round(total), idleMs: Math.round(idle), self: rank(self), components: rank(components), coordinatorInclusive: rank(inclusive), stages: stageRows }
 }
 
 export function printProfileSummary(title, s) {
@@ -63,6 +90,10 @@ export function printProfileSummary(title, s) {
   for (const r of s.self) out.push(`    ${String(r.pct).padStart(5)}%  ${r.frame}`)
   out.push('  self time by component:')
   for (const r of s.components) out.push(`    ${String(r.pct).padStart(5)}%  ${r.frame}`)
+  if (s.stages.length > 0) {
+    out.push('  stages, inclusive (a sample can be in several):')
+    for (const r of s.stages) out.push(`    ${String(r.pct).padStart(5)}%  ${r.frame}`)
+  }
   if (s.coordinatorInclusive.length > 0) {
     out.push('  coordinator code, inclusive:')
     for (const r of s.coordinatorInclusive) out.push(`    ${String(r.pct).padStart(5)}%  ${r.frame}`)

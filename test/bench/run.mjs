@@ -43,12 +43,13 @@ const FIGURES = {
   rollout: 'rollout.mjs',
   'db-check': 'db-check.mjs',
   'token-flood': 'token-flood.mjs',
+  'shadow-attack': 'shadow-attack.mjs',
 }
 /**
  * Run by default; the others only when named (outbox: the cloud link's figure, owned elsewhere;
  * task-*: the task runtime's figures, about 4 minutes together; swarm: 1,000 devices on the daemon
  * and two baselines, about 5 minutes; rollout: a fleet deployment to 20 coordinator processes, about
- * 1 minute).
+ * 1 minute; shadow-attack: devices' shadow replies while one device floods 5 MB updates, 1 minute).
  */
 const DEFAULT_FIGURES = ['broker', 'shadow', 'startup']
 

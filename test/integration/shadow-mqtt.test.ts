@@ -108,6 +108,23 @@ describe('shadow service over MQTT (AWS IoT Device Shadow protocol)', () => {
     expect(again.body).toMatchObject({ version: 3 })
   })
 
+  it('publishes update/documents with the whole previous and current documents, metadata included', async () => {
+    const ref = named('lamp-1', 'docs')
+    const docs = await collect(lamp, `${ref}/update/documents`, 2)
+    await shadowRequest(lamp, ref, 'update', JSON.stringify({ state: { desired: { t: 21 } } }))
+    const r = await shadowRequest(lamp, ref, 'update', JSON.stringify({ state: { reported: { t: 19 } }, clientToken: 'doc-1' }))
+    const [first, got] = await docs.done
+    expect(first?.body).toMatchObject({ previous: null, current: { version: 1 } })
+    const ts = r.body['timestamp'] as number
+    const t0 = ((got?.body['previous'] as Record<string, unknown>)['metadata'] as { desired: { t: { timestamp: number } } }).desired.t.timestamp
+    expect(got?.body).toStrictEqual({
+      previous: { state: { desired: { t: 21 } }, metadata: { desired: { t: { timestamp: t0 } } }, version: 1 },
+      current: { state: { desired: { t: 21 }, reported: { t: 19 } }, metadata: { desired: { t: { timestamp: t0 } }, reported: { t: { timestamp: ts } } }, version: 2 },
+      timestamp: ts,
+      clientToken: 'doc-1',
+    })
+  })
+
   it('refuses a client publishing to a reply topic', async () => {
     const spy = await connect(run.mqttUrl, { clientId: 'lamp-2' })
     const closed = new Promise<void>((resolve) => spy.once('close', () => resolve()))

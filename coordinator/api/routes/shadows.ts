@@ -21,6 +21,12 @@ export function shadowRoutes(shadows: ShadowService): Route[] {
       pattern: /^\/things\/([^/]+)\/shadow$/,
       errorShape: 'aws',
       accepts: SHADOW_BODY,
+      // The service's own request cap, so an oversized body is never buffered past it.
+      maxBodyBytes: shadows.maxRequestBytes,
+      tooLarge: () => {
+        shadows.refusedOversizedBody()
+        return awsError(413, 'The payload exceeds the maximum size allowed')
+      },
       methods: {
         GET: op((ref) => shadows.get(ref)),
         POST: op((ref, body) => shadows.update(ref, body)),

@@ -91,6 +91,14 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(c.listeners.mqtt)).toBe(true)
   })
 
+  it('bounds shadow requests by default and names a request cap below the state limit', () => {
+    expect(loadConfig().shadow).toMatchObject({ maxRequestBytes: null, maxMetadataBytes: null, maxNamedShadowsPerThing: 100 })
+    expect(loadConfig({ overrides: { shadow: { maxRequestBytes: 65536, maxNamedShadowsPerThing: 10 } } }).shadow).toMatchObject({ maxRequestBytes: 65536, maxNamedShadowsPerThing: 10 })
+    expect(() => loadConfig({ overrides: { shadow: { maxRequestBytes: 4096 } } })).toThrow(/shadow\.maxRequestBytes: must be at least shadow\.maxStateBytes/)
+    expect(() => loadConfig({ overrides: { shadow: { maxNamedShadowsPerThing: -1 } } })).toThrow(/shadow\.maxNamedShadowsPerThing: .*>=0/)
+    expect(() => loadConfig({ overrides: { shadow: { maxMetadataBytes: 'lots' } } })).toThrow(/shadow\.maxMetadataBytes: .*expected number/)
+  })
+
   it("allows anonymous loopback clients on 'auto' only when every MQTT listener is on loopback", () => {
     expect(anonymousLoopbackAllowed(loadConfig())).toBe(true)
     expect(anonymousLoopbackAllowed(loadConfig({ overrides: { listeners: { mqtts: { host: '0.0.0.0' } } } }))).toBe(false)
