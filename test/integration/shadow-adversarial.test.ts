@@ -35,7 +35,8 @@ describe('shadow requests are bounded before any expensive work (real MQTT)', ()
   let victim: MqttClient
 
   beforeAll(async () => {
-    run = await startCoordinator({ shadow: { maxRequestsPerSecondPerThing: 0 } })
+    // The packet limit above the attack's size, so that the shadow's own bounds are what refuse it.
+    run = await startCoordinator({ broker: { maxPacketBytes: 16 * 1024 * 1024 }, shadow: { maxRequestsPerSecondPerThing: 0 } })
     attacker = await connect(run.mqttUrl, { clientId: 'mallory' })
     victim = await connect(run.mqttUrl, { clientId: 'lamp-1' })
   })
@@ -104,7 +105,8 @@ describe('shadow bounds hold when the request cap is raised above the attack (e.
   let attacker: MqttClient
 
   beforeAll(async () => {
-    run = await startCoordinator({ shadow: { maxRequestsPerSecondPerThing: 0, maxRequestBytes: 16 * 1024 * 1024 } })
+    // The packet limit above the attack's size, so that the shadow's own bounds are what refuse it.
+    run = await startCoordinator({ broker: { maxPacketBytes: 32 * 1024 * 1024 }, shadow: { maxRequestsPerSecondPerThing: 0, maxRequestBytes: 16 * 1024 * 1024 } })
     attacker = await connect(run.mqttUrl, { clientId: 'mallory' })
   })
   afterAll(async () => {
