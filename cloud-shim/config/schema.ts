@@ -34,6 +34,10 @@ export const cloudConfigSchema = z.object({
     certFile: z.string().min(1).nullable().default(null),
     keyFile: z.string().min(1).nullable().default(null),
   }).strict().nullable(),
+  embeddedBroker: z.object({
+    /** aedes' heartbeat; after a crash, the wills of clients that did not come back are published four heartbeats after start. */
+    heartbeatIntervalMs: z.number().int().min(100).max(3_600_000),
+  }).strict(),
   auth: z.object({
     /** Let loopback clients of the embedded broker connect without credentials; 'auto': only while every MQTT listener is on loopback. */
     allowAnonymousLoopback: z.union([z.boolean(), z.literal('auto')]),
@@ -81,6 +85,7 @@ export const CLOUD_DEFAULTS: CloudConfig = {
     http: { host: '127.0.0.1', port: 8090 },
   },
   broker: null,
+  embeddedBroker: { heartbeatIntervalMs: 60_000 },
   auth: { allowAnonymousLoopback: 'auto', serverCertHosts: [] },
   advertise: { mqttUrl: null, httpUrl: null },
   shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20 },

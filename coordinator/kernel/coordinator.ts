@@ -117,6 +117,7 @@ export class Coordinator {
       policy,
       log: this.#log.child({ module: 'broker' }),
       concurrency: config.broker.concurrency,
+      heartbeatIntervalMs: config.broker.heartbeatIntervalMs,
     })
     this.#shadows = new ShadowService({
       store: new ShadowStore(db),
