@@ -11,6 +11,7 @@ import { createConnection } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { IClientOptions, MqttClient } from 'mqtt'
+import { CLOUD_BIN, runBin, startCloudDaemon, type CloudDaemon } from '../helpers/cloud-shim.js'
 import { startCoordinator, type RunningCoordinator } from '../helpers/coordinator.js'
 import { killHard, startDaemon, type Daemon } from '../helpers/daemon.js'
 import { addDevice, removeDevice } from '../helpers/devices-cli.js'
@@ -266,5 +267,62 @@ describe('broker adversarial: wills after kill -9 of the coordinator', () => {
     expect(dropped).toEqual(['keeper', 'sensor'])
     expect((await shadowOf(d, 'hall')).status).toBe(404)
     expect((await shadowOf(d, 'sensor')).status).toBe(404)
+  })
+})
+
+/**
+ * The cloud shim embeds the same broker: a coordinator must not plant a will on another
+ * coordinator's `deployment` shadow, and a will stored by a coordinator that was removed while the
+ * shim was down (kill -9) is dropped instead of being published on its behalf.
+ */
+describe('broker adversarial: wills on the cloud shim after kill -9', () => {
+  const tmp = tempDir('edge-cloud-wills-')
+  let daemon: CloudDaemon | undefined
+  afterEach(async () => {
+    if (daemon !== undefined && daemon.child.exitCode === null) {
+      daemon.child.kill('SIGKILL')
+      await daemon.exited
+    }
+    tmp.remove()
+  })
+
+  it("refuses a will on another coordinator's deployment shadow and drops the stored will of a removed one", async () => {
+    const data = join(tmp.dir, 'data')
+    const file = join(tmp.dir, 'cloud.json')
+    writeFileSync(file, JSON.stringify({ log: { level: 'info', pretty: false }, embeddedBroker: { heartbeatIntervalMs: 500 }, auth: { allowAnonymousLoopback: false } }))
+    const tokens: Record<string, string> = {}
+    for (const name of ['hub-a', 'hub-b']) {
+      const r = await runBin(CLOUD_BIN, ['coordinators', 'add', name, '--token', '--data-dir', data, '--out', tmp.dir])
+      if (r.code !== 0) throw new Error(`coordinators add ${name} failed: ${r.stderr}${r.stdout}`)
+      tokens[name] = (JSON.parse(readFileSync(join(tmp.dir, `${name}.join.json`), 'utf8')) as { token: string }).token
+    }
+    const args = ['--config', file, '--data-dir', data, '--mqtt-port', '0', '--mqtts-port', '0', '--http-port', '0']
+    const start = async (): Promise<{ d: CloudDaemon; mqtt: string; http: string }> => {
+      const d = await startCloudDaemon(args)
+      const endpoints = d.ready['endpoints'] as Record<string, { port: number }>
+      return { d, mqtt: `mqtt://127.0.0.1:${endpoints['mqtt']?.port}`, http: `http://127.0.0.1:${endpoints['http']?.port}` }
+    }
+    const as = (name: string, will: string): IClientOptions => ({
+      clientId: name, username: name, password: tokens[name], will: { topic: will, payload: offline(), qos: 1, retain: false },
+    })
+    const deploymentOfA = `${shadow('hub-a')}/name/deployment/update`
+
+    let shim = await start()
+    daemon = shim.d
+    expect(await refusedWith(shim.mqtt, as('hub-b', deploymentOfA))).toBe(5)
+    const clients = [await connect(shim.mqtt, as('hub-a', deploymentOfA)), await connect(shim.mqtt, as('hub-b', `${shadow('hub-b')}/update`))]
+    daemon.child.kill('SIGKILL')
+    await daemon.exited
+    for (const c of clients) c.end(true)
+
+    const removed = await runBin(CLOUD_BIN, ['coordinators', 'remove', 'hub-a', '--data-dir', data])
+    expect(removed.code, removed.stderr).toBe(0)
+    shim = await start()
+    daemon = shim.d
+    const { d, http } = shim
+    const status = async (path: string): Promise<number> => (await fetch(`${http}${path}`)).status
+    await until(async () => (await status('/things/hub-b/shadow')) === 200, "the control will on hub-b's shadow")
+    await until(async () => d.logs.some((l) => l['msg'] === 'will dropped' && l['clientId'] === 'hub-a'), "hub-a's will to be dropped")
+    expect(await status('/things/hub-a/shadow?name=deployment')).toBe(404)
   })
 })
