@@ -11,11 +11,11 @@ import { createConnection } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { IClientOptions, MqttClient } from 'mqtt'
-import { CLOUD_BIN, runBin, startCloudDaemon, type CloudDaemon } from '../helpers/cloud-shim.js'
+import { CLOUD_BIN, runBin, startCloudDaemon, startCloudShim, type CloudDaemon, type RunningCloudShim } from '../helpers/cloud-shim.js'
 import { startCoordinator, type RunningCoordinator } from '../helpers/coordinator.js'
 import { killHard, startDaemon, type Daemon } from '../helpers/daemon.js'
 import { addDevice, removeDevice } from '../helpers/devices-cli.js'
-import { connect, shadowRequest } from '../helpers/mqtt.js'
+import { collect, connect, shadowRequest } from '../helpers/mqtt.js'
 import { tempDir } from '../helpers/tmp.js'
 
 const shadow = (thing: string): string => `$aws/things/${thing}/shadow`
@@ -324,5 +324,71 @@ describe('broker adversarial: wills on the cloud shim after kill -9', () => {
     await until(async () => (await status('/things/hub-b/shadow')) === 200, "the control will on hub-b's shadow")
     await until(async () => d.logs.some((l) => l['msg'] === 'will dropped' && l['clientId'] === 'hub-a'), "hub-a's will to be dropped")
     expect(await status('/things/hub-a/shadow?name=deployment')).toBe(404)
+  })
+})
+
+/**
+ * Self-registration (`cloud/{name}/register`) as an attack: a coordinator tries to write the
+ * operator's attributes and tags to enter another site's dynamic group (and receive its
+ * deployments), and to claim devices that were never registered under it.
+ */
+describe('broker adversarial: self-registration on the cloud shim', () => {
+  let run: RunningCloudShim
+  let evil: MqttClient
+  const tokens: Record<string, string> = {}
+
+  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await fetch(`${run.httpUrl}${path}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+  }
+
+  beforeAll(async () => {
+    run = await startCloudShim({ auth: { allowAnonymousLoopback: false } })
+    for (const [name, site] of [['hub-evil', 'south'], ['hub-north', 'north']] as const) {
+      tokens[name] = ((await api('POST', '/v1/coordinators', { name, attributes: { site }, token: true })).body as { token: string }).token
+    }
+    expect((await api('PUT', '/v1/things/north-lamp', { kind: 'device', coordinator: 'hub-north' })).status).toBe(201)
+    expect((await api('PUT', '/v1/things/loose-lamp', { kind: 'device' })).status).toBe(201)
+    expect((await api('POST', '/v1/groups', { name: 'north-site', query: 'attributes.site = "north"' })).status).toBe(201)
+    expect((await api('POST', '/v1/groups', { name: 'cameras', query: 'tags HAS camera' })).status).toBe(201)
+    evil = await connect(`mqtt://127.0.0.1:${run.endpoints.mqtt?.port}`, { clientId: 'hub-evil', username: 'hub-evil', password: tokens['hub-evil'] })
+  })
+
+  afterAll(async () => {
+    evil?.end(true)
+    await run?.stop()
+  })
+
+  async function register(body: object): Promise<{ topic: string; body: Record<string, unknown> }> {
+    const reply = await collect(evil, 'cloud/hub-evil/register/+', 1)
+    await evil.publishAsync('cloud/hub-evil/register', JSON.stringify(body), { qos: 1 })
+    const [answer] = await reply.done
+    if (answer === undefined) throw new Error('no answer to the registration')
+    return answer
+  }
+
+  it("cannot rewrite the operator's attributes and tags to enter another site's group", async () => {
+    const answer = await register({ attributes: { site: 'north' }, addTags: ['camera'], removeTags: [], clientToken: 'evil-1' })
+    expect(answer.topic).toBe('cloud/hub-evil/register/accepted')
+    expect(run.shim.registry.getThing('hub-evil')).toMatchObject({ attributes: { site: 'south' }, tags: [], reported: { attributes: { site: 'north' }, tags: ['camera'] } })
+    expect((await api('GET', '/v1/groups/north-site')).body['members']).toEqual(['hub-north'])
+    expect((await api('GET', '/v1/groups/cameras')).body['members']).toEqual([])
+    expect(run.shim.registry.listThings({ query: 'reported.attributes.site = "north"' }).map((t) => t.name)).toEqual(['hub-evil'])
+  })
+
+  it('cannot remove an operator tag either', async () => {
+    expect((await api('PATCH', '/v1/things/hub-evil', { addTags: ['managed'] })).status).toBe(200)
+    await register({ removeTags: ['managed'] })
+    expect(run.shim.registry.getThing('hub-evil')?.tags).toEqual(['managed'])
+  })
+
+  it('cannot claim an unknown device, an unassigned one, or another coordinator\'s', async () => {
+    const answer = await register({ devices: [{ name: 'never-seen' }, { name: 'loose-lamp' }, { name: 'north-lamp' }] })
+    expect(answer.body).toMatchObject({ devices: [] })
+    expect((answer.body['refused'] as Array<{ name: string }>).map((r) => r.name)).toEqual(['never-seen', 'loose-lamp', 'north-lamp'])
+    expect(run.shim.registry.getThing('never-seen')).toBeUndefined()
+    expect(run.shim.registry.getThing('loose-lamp')?.coordinator).toBeNull()
+    expect(run.shim.registry.getThing('north-lamp')?.coordinator).toBe('hub-north')
+    await expect(evil.subscribeAsync('$aws/things/loose-lamp/shadow/update/accepted', { qos: 1 })).rejects.toThrow(/Subscribe error/)
   })
 })
