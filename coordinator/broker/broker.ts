@@ -4,6 +4,7 @@ import { K, type Logger } from '../core/log.js'
 import { AuthRefusal, clientIdForEmpty, currentPrincipal, identify, stillValid, type Identity, type IdentityOptions } from './identity.js'
 import type { Decision, PolicyEngine } from './policy.js'
 import { storedWillOwner, WILL_OWNER_FIELD, willOwnerOf } from './wills.js'
+import { batchWrites } from './write-batching.js'
 
 export interface BrokerOptions {
   /** aedes persistence (the SQLite one in production). */
@@ -64,6 +65,8 @@ export class Broker implements LocalBus {
       ...(opts.heartbeatIntervalMs === undefined ? {} : { heartbeatInterval: opts.heartbeatIntervalMs }),
     })
     const broker = new Broker(aedes, opts)
+    const handle = aedes.handle
+    aedes.handle = (conn, req) => handle(batchWrites(conn), req)
     aedes.preConnect = (client, packet, done) => {
       broker.#connects.set(client, { emptyClientId: packet.clientId === '', will: packet.will })
       done(null, true)
