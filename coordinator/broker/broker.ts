@@ -58,7 +58,6 @@ export class Broker implements LocalBus {
   }
 
   static async create(opts: BrokerOptions): Promise<Broker> {
-    const persistence = opts.persistence as WillPersistence
     const aedes = new Aedes({
       persistence: opts.persistence,
       concurrency: opts.concurrency ?? 1000,
@@ -75,10 +74,11 @@ export class Broker implements LocalBus {
     aedes.authorizePublish = (client, packet, done) => done(broker.#authorizePublish(client, packet))
     aedes.authorizeSubscribe = (client, sub, done) => done(null, broker.#authorizeSubscribe(client, sub))
     aedes.authorizeForward = (client, packet) => broker.#authorizeReceive(client, packet)
-    broker.#gateRestoredWills(persistence)
     broker.#logEvents()
-    // The hooks are in place before listen() loads the persistence and starts the will sweep.
+    // The hooks are in place before listen() sets the persistence up; its first will sweep comes
+    // four heartbeats later, so the gate goes on the persistence it chose (memory when none is given).
     await aedes.listen()
+    broker.#gateRestoredWills((aedes as unknown as { persistence: WillPersistence }).persistence)
     return broker
   }
 

@@ -267,7 +267,7 @@ describe('broker adversarial: wills after kill -9 of the coordinator', () => {
     expect(dropped).toEqual(['keeper', 'sensor'])
     expect((await shadowOf(d, 'hall')).status).toBe(404)
     expect((await shadowOf(d, 'sensor')).status).toBe(404)
-  })
+  }, 120_000)
 })
 
 /**
@@ -324,7 +324,7 @@ describe('broker adversarial: wills on the cloud shim after kill -9', () => {
     await until(async () => (await status('/things/hub-b/shadow')) === 200, "the control will on hub-b's shadow")
     await until(async () => d.logs.some((l) => l['msg'] === 'will dropped' && l['clientId'] === 'hub-a'), "hub-a's will to be dropped")
     expect(await status('/things/hub-a/shadow?name=deployment')).toBe(404)
-  })
+  }, 120_000)
 })
 
 /**
