@@ -82,10 +82,6 @@ export class Broker implements LocalBus {
     return broker
   }
 
-  identityOf(client: Client): Identity | undefined {
-    return this.#identities.get(client)
-  }
-
   publish(topic: string, payload: Buffer | string, qos: 0 | 1 = 0, retain = false): Promise<void> {
     const packet = { cmd: 'publish' as const, topic, payload: Buffer.from(payload), qos, retain, dup: false }
     return new Promise((resolve, reject) => this.aedes.publish(packet, (err) => (err ? reject(err) : resolve())))
