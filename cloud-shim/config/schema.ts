@@ -37,6 +37,10 @@ export const cloudConfigSchema = z.object({
   }).strict().nullable(),
   /** Bounds of the embedded broker's connections and sessions (unused with `broker`), as the coordinator's `broker` section. */
   brokerLimits: z.object(brokerLimitsShape).strict(),
+  embeddedBroker: z.object({
+    /** aedes' heartbeat; after a crash, the wills of clients that did not come back are published four heartbeats after start. */
+    heartbeatIntervalMs: z.number().int().min(100).max(3_600_000),
+  }).strict(),
   auth: z.object({
     /** Let loopback clients of the embedded broker connect without credentials; 'auto': only while every MQTT listener is on loopback. */
     allowAnonymousLoopback: z.union([z.boolean(), z.literal('auto')]),
@@ -95,6 +99,7 @@ export const CLOUD_DEFAULTS: CloudConfig = {
   },
   broker: null,
   brokerLimits: BROKER_LIMIT_DEFAULTS,
+  embeddedBroker: { heartbeatIntervalMs: 60_000 },
   auth: { allowAnonymousLoopback: 'auto', serverCertHosts: [] },
   web: { allowedHosts: [], allowedOrigins: [] },
   advertise: { mqttUrl: null, httpUrl: null },

@@ -10,11 +10,11 @@
  *   (lazily, on the next authorization after the change).
  *
  * Policies are decided per packet, but the broker checks subscriptions only when they are made.
- * `guardForwarding` therefore re-checks every message on its way out, so a coordinator that loses
- * a device (moved or removed) stops receiving that device's shadow traffic at once, even through a
- * subscription restored from a persistent session.
+ * The broker's receive check (authorizeReceive, on every message on its way out) follows the
+ * rebuilt policies, so a coordinator that loses a device (moved or removed) stops receiving that
+ * device's shadow traffic at once, even through a subscription restored from a persistent session.
  */
-import { PolicyEngine, type Broker, type Policy, type Principal } from '../../coordinator/broker/index.js'
+import { PolicyEngine, type Policy, type Principal } from '../../coordinator/broker/index.js'
 import type { DeviceRecord } from '../../coordinator/store/index.js'
 import type { Registry } from '../registry/index.js'
 import type { CredentialStore } from './credential-store.js'
@@ -56,6 +56,10 @@ export class RegistryPolicy extends PolicyEngine {
     return this.#current().authorizeSubscribe(principal, filter)
   }
 
+  override authorizeReceive(principal: Principal, topic: string): boolean {
+    return this.#current().authorizeReceive(principal, topic)
+  }
+
   override unknownPolicies(principal: Principal): string[] {
     return this.#current().unknownPolicies(principal)
   }
@@ -89,13 +93,4 @@ export function coordinatorIdentity(registry: Registry, credentials: CredentialS
   const credential = credentials.get(name)
   if (thing?.kind !== 'coordinator' || credential === undefined) return undefined
   return { ...credential, attributes: thing.attributes, policies: [devicesPolicyName(name)] }
-}
-
-/** Drops messages a client's current policy no longer lets it receive (see the header). */
-export function guardForwarding(broker: Broker, policy: PolicyEngine): void {
-  broker.aedes.authorizeForward = (client, packet) => {
-    const identity = broker.identityOf(client)
-    if (identity === undefined) return null
-    return policy.authorizeSubscribe(identity.principal, packet.topic).allowed ? packet : null
-  }
 }

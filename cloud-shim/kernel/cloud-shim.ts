@@ -16,7 +16,7 @@ import { MqttBus, withoutCredentials } from '../bus/index.js'
 import { Catalog } from '../catalog/index.js'
 import { DeploymentService, ShadowDelivery } from '../deploy/index.js'
 import { anonymousLoopbackAllowed, type CloudConfig } from '../config/index.js'
-import { coordinatorIdentity, CredentialStore, guardForwarding, provisionCoordinator, RegistryPolicy } from '../identity/index.js'
+import { coordinatorIdentity, CredentialStore, provisionCoordinator, RegistryPolicy } from '../identity/index.js'
 import { Registry, serveSelfRegistration } from '../registry/index.js'
 import {
   advertisedUrls, apiTokenFile, brokerDatabaseFile, bundlesDir, cloudDatabaseFile, cloudWebGuard, endpointsFile, ensureCa, requireUrl,
@@ -133,9 +133,9 @@ export class CloudShim {
       policy,
       log,
       limits: brokerLimits,
+      heartbeatIntervalMs: this.#config.embeddedBroker.heartbeatIntervalMs,
     })
     this.#stops.push(() => broker.close())
-    guardForwarding(broker, policy)
     // A coordinator removed (its credentials go with it) or turned into a device is disconnected now.
     registry.on('thingRemoved', (thing) => {
       if (thing.kind === 'coordinator') broker.revalidateClients()

@@ -5,16 +5,21 @@
  *   or         := and ('OR' and)*
  *   and        := unary ('AND' unary)*
  *   unary      := 'NOT' unary | '(' or ')' | condition
- *   condition  := 'tags' 'HAS' value
+ *   condition  := tags 'HAS' value
  *               | field 'EXISTS'
  *               | field op value            op: = != < <= > >=
- *   field      := 'name' | 'kind' | 'coordinator' | 'attributes.' key
+ *   tags       := 'tags' | 'reported.tags'
+ *   field      := 'name' | 'kind' | 'coordinator' | 'attributes.' key | 'reported.attributes.' key
  *   value      := "quoted string" | 'quoted string' | bare word | number
  *
  * Keywords are case-insensitive. Attribute values are strings: '=' and '!=' compare strings, or
  * numbers when the value is written as a number; '<', '<=', '>', '>=' need a number and are false
  * for an attribute that is missing or not a number. 'a != v' is exactly 'NOT a = v', so it holds
  * for things that lack the attribute.
+ *
+ * `attributes` and `tags` are the operator's. What coordinators report about themselves and their
+ * devices is seen only through `reported.attributes.<key>` and `reported.tags`, so a coordinator
+ * can enter a group only by a condition the operator wrote on its reports.
  */
 import { QueryError, tokenize, type Token } from './query-lexer.js'
 
@@ -27,16 +32,21 @@ export interface QueryTarget {
   coordinator: string | null
   attributes: Readonly<Record<string, string>>
   tags: readonly string[]
+  /** What the thing's coordinator reported (self-registration); absent: nothing. */
+  reported?: { readonly attributes: Readonly<Record<string, string>>; readonly tags: readonly string[] }
 }
 
-type Field = { kind: 'name' | 'kind' | 'coordinator' } | { kind: 'attribute'; key: string }
+/** Whose attributes or tags a condition reads: the operator's, or what the coordinator reported. */
+type Section = 'operator' | 'reported'
+
+type Field = { kind: 'name' | 'kind' | 'coordinator' } | { kind: 'attribute'; section: Section; key: string }
 type Operator = '=' | '!=' | '<' | '<=' | '>' | '>='
 type Literal = { kind: 'string'; value: string } | { kind: 'number'; value: number }
 
 export type QueryNode =
   | { kind: 'and' | 'or'; left: QueryNode; right: QueryNode }
   | { kind: 'not'; operand: QueryNode }
-  | { kind: 'has'; tag: string }
+  | { kind: 'has'; section: Section; tag: string }
   | { kind: 'exists'; field: Field }
   | { kind: 'compare'; field: Field; op: Operator; literal: Literal }
 
@@ -54,7 +64,7 @@ const NUMBER = /^-?\d+(\.\d+)?$/
 export const MAX_QUERY_DEPTH = 32
 /** Longer queries are refused before they are read: it also bounds AND/OR chains (and the evaluator's left-deep recursion). */
 export const MAX_QUERY_LENGTH = 4096
-const FIELDS = "name, kind, coordinator, tags or attributes.<key>"
+const FIELDS = 'name, kind, coordinator, tags, attributes.<key>, reported.tags or reported.attributes.<key>'
 
 /** Parses `text`; throws QueryError naming the position of the first problem. */
 export function compileQuery(text: string): Query {
@@ -132,10 +142,10 @@ class Parser {
   }
 
   #condition(fieldToken: Token): QueryNode {
-    if (fieldToken.text === 'tags') {
+    if (fieldToken.text === 'tags' || fieldToken.text === REPORTED_TAGS) {
       const has = this.#next()
-      if (!isKeyword(has, 'HAS')) throw new QueryError(has.position, `expected HAS after 'tags' (e.g. tags HAS gpio), found ${describe(has)}`)
-      return { kind: 'has', tag: this.#value(has).text }
+      if (!isKeyword(has, 'HAS')) throw new QueryError(has.position, `expected HAS after '${fieldToken.text}' (e.g. ${fieldToken.text} HAS gpio), found ${describe(has)}`)
+      return { kind: 'has', section: fieldToken.text === 'tags' ? 'operator' : 'reported', tag: this.#value(has).text }
     }
     const field = parseField(fieldToken)
     const op = this.#next()
@@ -161,14 +171,28 @@ class Parser {
   }
 }
 
+const REPORTED_TAGS = 'reported.tags'
+const ATTRIBUTE_PREFIXES: ReadonlyArray<[string, Section]> = [['attributes.', 'operator'], ['reported.attributes.', 'reported']]
+
 function parseField(t: Token): Field {
   if (t.text === 'name' || t.text === 'kind' || t.text === 'coordinator') return { kind: t.text }
-  if (t.text.startsWith('attributes.') && t.text.length > 'attributes.'.length) return { kind: 'attribute', key: t.text.slice('attributes.'.length) }
+  for (const [prefix, section] of ATTRIBUTE_PREFIXES) {
+    if (t.text.startsWith(prefix) && t.text.length > prefix.length) return { kind: 'attribute', section, key: t.text.slice(prefix.length) }
+  }
   throw new QueryError(t.position, `unknown field '${t.text}': use ${FIELDS}`)
 }
 
+const NOTHING_REPORTED = { attributes: {}, tags: [] }
+
+function sectionOf(section: Section, thing: QueryTarget): NonNullable<QueryTarget['reported']> {
+  return section === 'operator' ? thing : (thing.reported ?? NOTHING_REPORTED)
+}
+
 function fieldValue(field: Field, thing: QueryTarget): string | undefined {
-  if (field.kind === 'attribute') return Object.hasOwn(thing.attributes, field.key) ? thing.attributes[field.key] : undefined
+  if (field.kind === 'attribute') {
+    const { attributes } = sectionOf(field.section, thing)
+    return Object.hasOwn(attributes, field.key) ? attributes[field.key] : undefined
+  }
   return thing[field.kind] ?? undefined
 }
 
@@ -177,7 +201,7 @@ function evaluate(node: QueryNode, thing: QueryTarget): boolean {
     case 'and': return evaluate(node.left, thing) && evaluate(node.right, thing)
     case 'or': return evaluate(node.left, thing) || evaluate(node.right, thing)
     case 'not': return !evaluate(node.operand, thing)
-    case 'has': return thing.tags.includes(node.tag)
+    case 'has': return sectionOf(node.section, thing).tags.includes(node.tag)
     case 'exists': return fieldValue(node.field, thing) !== undefined
     case 'compare': return compare(fieldValue(node.field, thing), node.op, node.literal)
   }

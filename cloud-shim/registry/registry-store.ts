@@ -1,5 +1,5 @@
 import { migrate, type Db } from '../../coordinator/store/index.js'
-import type { Group, GroupKind, Thing, ThingKind } from './types.js'
+import type { Group, GroupKind, Reported, Thing, ThingKind } from './types.js'
 
 const MIGRATIONS = [
   `CREATE TABLE registry_things (
@@ -29,6 +29,8 @@ const MIGRATIONS = [
      PRIMARY KEY (group_name, thing)
    ) WITHOUT ROWID;
    CREATE INDEX registry_group_members_by_thing ON registry_group_members (thing);`,
+  // What coordinators report (self-registration), apart from the operator's attributes and tags.
+  `ALTER TABLE registry_things ADD COLUMN reported TEXT NOT NULL DEFAULT '{"attributes":{},"tags":[]}'`,
 ]
 
 interface ThingRow {
@@ -37,6 +39,7 @@ interface ThingRow {
   attributes: string
   tags: string
   coordinator: string | null
+  reported: string
   revision: number
   created_at: number
   updated_at: number
@@ -56,6 +59,7 @@ const toThing = (r: ThingRow): Thing => ({
   attributes: JSON.parse(r.attributes) as Record<string, string>,
   tags: JSON.parse(r.tags) as string[],
   coordinator: r.coordinator,
+  reported: JSON.parse(r.reported) as Reported,
   revision: r.revision,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
@@ -73,10 +77,10 @@ export class RegistryStore {
     this.#db = db
     this.#sql = {
       things: db.prepare<[], ThingRow>('SELECT * FROM registry_things ORDER BY name'),
-      putThing: db.prepare(`INSERT INTO registry_things (name, kind, attributes, tags, coordinator, revision, created_at, updated_at)
-        VALUES (@name, @kind, @attributes, @tags, @coordinator, @revision, @createdAt, @updatedAt)
+      putThing: db.prepare(`INSERT INTO registry_things (name, kind, attributes, tags, coordinator, reported, revision, created_at, updated_at)
+        VALUES (@name, @kind, @attributes, @tags, @coordinator, @reported, @revision, @createdAt, @updatedAt)
         ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, attributes = excluded.attributes, tags = excluded.tags,
-          coordinator = excluded.coordinator, revision = excluded.revision, updated_at = excluded.updated_at`),
+          coordinator = excluded.coordinator, reported = excluded.reported, revision = excluded.revision, updated_at = excluded.updated_at`),
       deleteThing: db.prepare<[string]>('DELETE FROM registry_things WHERE name = ?'),
       groups: db.prepare<[], GroupRow>('SELECT * FROM registry_groups ORDER BY name'),
       putGroup: db.prepare(`INSERT INTO registry_groups (name, kind, query, created_at, updated_at)
@@ -94,7 +98,7 @@ export class RegistryStore {
   }
 
   putThing(t: Thing): void {
-    this.#sql.putThing.run({ ...t, attributes: JSON.stringify(t.attributes), tags: JSON.stringify(t.tags) })
+    this.#sql.putThing.run({ ...t, attributes: JSON.stringify(t.attributes), tags: JSON.stringify(t.tags), reported: JSON.stringify(t.reported) })
   }
 
   /** Its group memberships go with it (ON DELETE CASCADE). */

@@ -16,7 +16,7 @@ import { Emitter } from '../core/emitter.js'
 import { apply, changesForRemoval, changesForThing, diff, diffAll, sorted, type MembershipChange } from './membership.js'
 import { compileQuery, type Query } from './query.js'
 import { RegistryStore } from './registry-store.js'
-import { applyPatch, checkKind, checkName, normalizeAttributesAndTags, type Group, type GroupDefinition, type Thing, type ThingInput, type ThingPatch } from './types.js'
+import { applyPatch, checkKind, checkName, EMPTY_REPORTED, normalizeAttributesAndTags, type Group, type Reported, type GroupDefinition, type Thing, type ThingInput, type ThingPatch } from './types.js'
 
 export interface RegistryEvents {
   /** A thing was created (previous undefined) or changed. */
@@ -47,11 +47,12 @@ export interface RegistryOptions {
 
 const quote = (s: string): string => JSON.stringify(s)
 
-type ThingContent = Pick<Thing, 'name' | 'kind' | 'attributes' | 'tags' | 'coordinator'>
+type ThingContent = Pick<Thing, 'name' | 'kind' | 'attributes' | 'tags' | 'coordinator' | 'reported'>
 
 /** Attributes are stored key-sorted and tags sorted, so JSON equality is set equality. */
 const sameContent = (a: ThingContent, b: ThingContent): boolean =>
-  a.kind === b.kind && a.coordinator === b.coordinator && JSON.stringify(a.attributes) === JSON.stringify(b.attributes) && JSON.stringify(a.tags) === JSON.stringify(b.tags)
+  a.kind === b.kind && a.coordinator === b.coordinator && JSON.stringify(a.attributes) === JSON.stringify(b.attributes) &&
+  JSON.stringify(a.tags) === JSON.stringify(b.tags) && JSON.stringify(a.reported) === JSON.stringify(b.reported)
 
 export class Registry {
   readonly #store: RegistryStore
@@ -119,19 +120,27 @@ export class Registry {
     return this.putThing(input)
   }
 
-  /** Creates the thing or replaces it whole (attributes and tags included). */
+  /** Creates the thing or replaces its operator fields whole; what its coordinator reported stays. */
   putThing(input: ThingInput): Thing {
     this.catchUp()
     const name = checkName(input.name, 'thing')
     const { attributes, tags } = normalizeAttributesAndTags(input.attributes ?? {}, input.tags ?? [])
-    return this.#write({ name, kind: checkKind(input.kind), attributes, tags, coordinator: input.coordinator ?? null })
+    const reported = this.#things.get(name)?.reported ?? EMPTY_REPORTED
+    return this.#write({ name, kind: checkKind(input.kind), attributes, tags, coordinator: input.coordinator ?? null, reported })
   }
 
-  /** Merges `patch` into an existing thing. */
+  /** Merges `patch` into an existing thing's operator fields. */
   patchThing(name: string, patch: ThingPatch): Thing {
     const thing = this.#mustGetThing(name)
     const coordinator = patch.coordinator === undefined ? thing.coordinator : patch.coordinator
-    return this.#write({ name, kind: thing.kind, ...applyPatch(thing, patch), coordinator })
+    return this.#write({ name, kind: thing.kind, ...applyPatch(thing, patch), coordinator, reported: thing.reported })
+  }
+
+  /** Merges what a coordinator reports into the thing's `reported` section; the operator's fields are untouched. */
+  reportThing(name: string, patch: Omit<ThingPatch, 'coordinator'>): Thing {
+    const thing = this.#mustGetThing(name)
+    const reported: Reported = applyPatch(thing.reported, patch)
+    return this.#write({ name, kind: thing.kind, attributes: thing.attributes, tags: thing.tags, coordinator: thing.coordinator, reported })
   }
 
   /** Its group memberships go too; a coordinator that still has devices cannot be removed. */

@@ -1,16 +1,19 @@
 /**
- * Coordinators keep their own registry entry current by publishing to `cloud/{name}/register`:
+ * Coordinators report about themselves by publishing to `cloud/{name}/register`:
  *
  *   { "attributes": { "memoryMb": "2048", "old": null }, "addTags": ["gpio"], "removeTags": ["camera"],
  *     "devices": [ { "name": "lamp-1", "attributes": { "room": "kitchen" } } ],
  *     "clientToken": "optional, echoed" }
  *
- * Attributes merge (null removes a key) and tags are added and removed, so what an operator set
- * stays unless the coordinator names it. `devices` claims devices for this coordinator (created when
- * unknown), which grants it their shadows; a device that belongs to another coordinator is refused.
- * The answer goes to `cloud/{name}/register/accepted` or `.../rejected`. Because the topic carries
- * the name and the broker lets a coordinator publish only under its own `cloud/{name}/`, a
- * coordinator can change nothing but itself and its devices.
+ * What a coordinator says goes into the thing's `reported` section (attributes merge, null removes a
+ * key; tags are added and removed), never into the attributes and tags the operator set: group
+ * queries see reports only as `reported.attributes.<key>` and `reported.tags`, so a coordinator
+ * cannot move itself into a group whose query the operator wrote on operator fields. `devices`
+ * confirms devices the operator registered under this coordinator (and reports about them); a
+ * device that is unknown, unassigned or another coordinator's is refused, so no coordinator can
+ * claim its way to a device's shadows. The answer goes to `cloud/{name}/register/accepted` or
+ * `.../rejected`. Because the topic carries the name and the broker lets a coordinator publish
+ * only under its own `cloud/{name}/`, a coordinator can report on nothing but itself and its devices.
  */
 import { z } from 'zod'
 import type { LocalBus } from '../../coordinator/broker/index.js'
@@ -92,7 +95,7 @@ function register(registry: Registry, name: string, payload: Buffer): Outcome {
   const own = registry.getThing(name)
   if (own?.kind !== 'coordinator') return { error: { code: 404, message: `coordinator ${JSON.stringify(name)} is not registered` }, ...token(message.clientToken) }
   try {
-    const thing = registry.patchThing(name, patchOf(message))
+    const thing = registry.reportThing(name, patchOf(message))
     const claims = (message.devices ?? []).map((d) => claimDevice(registry, name, d))
     const refused = claims.filter((c): c is Refusal => c !== null)
     const devices = (message.devices ?? []).map((d) => d.name).filter((d) => !refused.some((r) => r.name === d))
@@ -103,27 +106,24 @@ function register(registry: Registry, name: string, payload: Buffer): Outcome {
   }
 }
 
-const patchOf = (p: Omit<ThingPatch, 'coordinator'>): ThingPatch => ({
+const patchOf = (p: Omit<ThingPatch, 'coordinator'>): Omit<ThingPatch, 'coordinator'> => ({
   ...(p.attributes === undefined ? {} : { attributes: p.attributes }),
   ...(p.addTags === undefined ? {} : { addTags: p.addTags }),
   ...(p.removeTags === undefined ? {} : { removeTags: p.removeTags }),
 })
 
-/** Null when the device is now this coordinator's, else why not. */
+/** Null when the device is this coordinator's (its report merged), else why not. */
 function claimDevice(registry: Registry, coordinator: string, device: { name: string } & Omit<ThingPatch, 'coordinator'>): Refusal | null {
   const existing = registry.getThing(device.name)
-  if (existing?.kind === 'coordinator') return { name: device.name, reason: 'it is a coordinator' }
-  if (existing?.coordinator != null && existing.coordinator !== coordinator) return { name: device.name, reason: `it belongs to coordinator ${JSON.stringify(existing.coordinator)}` }
+  if (existing === undefined) return { name: device.name, reason: 'it is not registered (the operator registers devices under their coordinator)' }
+  if (existing.kind === 'coordinator') return { name: device.name, reason: 'it is a coordinator' }
+  if (existing.coordinator === null) return { name: device.name, reason: 'it is not registered under any coordinator' }
+  if (existing.coordinator !== coordinator) return { name: device.name, reason: `it belongs to coordinator ${JSON.stringify(existing.coordinator)}` }
   try {
-    if (existing === undefined) {
-      const attributes = Object.fromEntries(Object.entries(device.attributes ?? {}).filter((e): e is [string, string] => e[1] !== null))
-      registry.createThing({ name: device.name, kind: 'device', coordinator, attributes, tags: device.addTags ?? [] })
-    } else {
-      registry.patchThing(device.name, { ...patchOf(device), coordinator })
-    }
+    registry.reportThing(device.name, patchOf(device))
     return null
   } catch (err) {
-    if (!hasCode(err, 'COORD_INVALID_ARG') && !hasCode(err, 'COORD_CONFLICT')) throw err
+    if (!hasCode(err, 'COORD_INVALID_ARG')) throw err
     return { name: device.name, reason: (err as Error).message }
   }
 }

@@ -16,11 +16,26 @@ export interface Thing {
   tags: string[]
   /** For a device: the coordinator that serves it (and syncs its shadows); null otherwise. */
   coordinator: string | null
+  /** What the thing's coordinator says about it (see Reported); never the operator's fields. */
+  reported: Reported
   /** Bumped on every change; lets readers in other processes see that a thing changed. */
   revision: number
   createdAt: number
   updatedAt: number
 }
+
+/**
+ * Attributes and tags a coordinator reports about itself or its devices (`cloud/{name}/register`).
+ * Kept apart from the operator's `attributes` and `tags`, so a coordinator cannot move itself into
+ * a group the operator defined: group queries see them only as `reported.attributes.<key>` and
+ * `reported.tags`, i.e. only where the operator wrote that.
+ */
+export interface Reported {
+  attributes: Record<string, string>
+  tags: string[]
+}
+
+export const EMPTY_REPORTED: Reported = Object.freeze({ attributes: Object.freeze({}), tags: Object.freeze([]) }) as unknown as Reported
 
 /** A whole thing as a caller defines it (create or replace). */
 export interface ThingInput {

@@ -1,13 +1,15 @@
 import type { IncomingMessage } from 'node:http'
-import type { Duplex } from 'node:stream'
-import { Aedes, type AedesOptions, type Client, type AedesPublishPacket, type Subscription } from 'aedes'
+import type { Duplex, Readable } from 'node:stream'
+import { Aedes, type AedesOptions, type Client, type AedesPublishPacket, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes'
 import { K, type Logger } from '../core/log.js'
 import { BROKER_LIMIT_DEFAULTS, type BrokerLimits } from '../config/index.js'
-import { AuthRefusal, ThrottledRefusal, identify, stillValid, type Identity, type IdentityOptions } from './identity.js'
+import { AuthRefusal, ThrottledRefusal, clientIdForEmpty, currentPrincipal, identify, stillValid, type Identity, type IdentityOptions } from './identity.js'
 import type { ListenerBounds } from './listeners.js'
 import { limitPacketSize, type PacketTooLargeError } from './packet-limit.js'
-import type { PolicyEngine } from './policy.js'
+import type { Decision, PolicyEngine } from './policy.js'
 import { TokenThrottle, type BackoffStarted } from './token-throttle.js'
+import { storedWillOwner, WILL_OWNER_FIELD, willOwnerOf } from './wills.js'
+import { batchWrites } from './write-batching.js'
 
 export interface BrokerOptions {
   /** aedes persistence (the SQLite one in production). */
@@ -19,6 +21,8 @@ export interface BrokerOptions {
   concurrency?: number
   /** Per-connection bounds (the queue cap is the persistence's); the config defaults when absent. */
   limits?: BrokerLimits
+  /** aedes' heartbeat; wills left by a previous run are published after four of them. aedes' 60 s when absent. */
+  heartbeatIntervalMs?: number
 }
 
 /** What the broker's bounds refused since it started; each refusal is also logged. */
@@ -33,6 +37,21 @@ export interface RefusalCounts {
   /** Subscriptions refused (SUBACK 0x80) beyond maxSubscriptionsPerClient. */
   subscriptionCap: number
 }
+
+/** What the broker keeps of a CONNECT until authentication, which aedes calls without the packet. */
+interface ConnectRequest {
+  emptyClientId: boolean
+  will: ConnectPacket['will']
+}
+
+/** The part of an aedes persistence the will checks use (aedes' interface; ours is SqliteBrokerPersistence). */
+interface WillPersistence {
+  streamWill(brokers?: Record<string, number>): Readable
+  getWill(client: { id: string }): Promise<{ brokerId?: string } | undefined>
+  delWill(client: { id: string; brokerId?: string }): Promise<unknown>
+}
+
+type StoredWill = PublishPacket & { clientId?: string; brokerId?: string }
 
 export type MessageHandler = (topic: string, payload: Buffer) => void
 
@@ -68,6 +87,7 @@ export function reportQueueFull(log: Logger, maxQueued: number): (clientId: stri
 export class Broker implements LocalBus {
   readonly aedes: Aedes
   readonly #identities = new WeakMap<Client, Identity>()
+  readonly #connects = new WeakMap<Client, ConnectRequest>()
   readonly #log: Logger
   readonly #policy: PolicyEngine
   readonly #identityOptions: IdentityOptions
@@ -88,27 +108,37 @@ export class Broker implements LocalBus {
 
   static async create(opts: BrokerOptions): Promise<Broker> {
     const limits = opts.limits ?? BROKER_LIMIT_DEFAULTS
-    const aedes = await Aedes.createBroker({
+    const aedes = new Aedes({
       persistence: opts.persistence,
       concurrency: opts.concurrency ?? 1000,
       connectTimeout: limits.connectTimeoutMs,
       maxInflightInbound: limits.maxInflightPerClient,
+      ...(opts.heartbeatIntervalMs === undefined ? {} : { heartbeatInterval: opts.heartbeatIntervalMs }),
     })
     const broker = new Broker(aedes, opts, limits)
+    aedes.preConnect = (client, packet, done) => {
+      broker.#connects.set(client, { emptyClientId: packet.clientId === '', will: packet.will })
+      done(null, true)
+    }
     aedes.authenticate = (client, _username, password, done) => broker.#authenticate(client, password, done)
-    aedes.authorizePublish = (client, packet, done) => done(broker.#authorizePublish(client, packet.topic))
+    aedes.authorizePublish = (client, packet, done) => done(broker.#authorizePublish(client, packet))
     aedes.authorizeSubscribe = (client, sub, done) => done(null, broker.#withinSubscriptionCap(client, broker.#authorizeSubscribe(client, sub)))
+    aedes.authorizeForward = (client, packet) => broker.#authorizeReceive(client, packet)
     aedes.on('unsubscribe', (topics, client) => broker.#forgetSubscriptions(client, topics))
     broker.#logEvents()
+    // The hooks are in place before listen() sets the persistence up; its first will sweep comes
+    // four heartbeats later, so the gate goes on the persistence it chose (memory when none is given).
+    await aedes.listen()
+    broker.#gateRestoredWills((aedes as unknown as { persistence: WillPersistence }).persistence)
     return broker
   }
 
   /**
    * Serves one connection (what the listeners call): aedes, with the packet size bounded in its
-   * parser. A parser that cannot be bounded is refused rather than served unbounded.
+   * parser and the connection's writes batched per event-loop turn. A parser that cannot be bounded is refused rather than served unbounded.
    */
   readonly handle = (conn: Duplex, req?: IncomingMessage): void => {
-    const client = this.aedes.handle(conn, req)
+    const client = this.aedes.handle(batchWrites(conn), req)
     if (limitPacketSize(client, this.#limits.maxPacketBytes, (err) => this.#packetTooLarge(client, err))) return
     this.#log.error('cannot bound the MQTT parser (unexpected aedes/mqtt-packet version): connection refused')
     conn.destroy()
@@ -129,10 +159,6 @@ export class Broker implements LocalBus {
 
   refusals(): RefusalCounts {
     return { ...this.#refused, tokenFailed: this.#tokenThrottle.failed, tokenThrottled: this.#tokenThrottle.throttled }
-  }
-
-  identityOf(client: Client): Identity | undefined {
-    return this.#identities.get(client)
   }
 
   publish(topic: string, payload: Buffer | string, qos: 0 | 1 = 0, retain = false): Promise<void> {
@@ -171,7 +197,7 @@ export class Broker implements LocalBus {
   }
 
   #authenticate(client: Client, password: Buffer | undefined, done: (err: (Error & { returnCode: number }) | null, ok: boolean | null) => void): void {
-    identify(client, password, this.#identityOptions).then((identity) => {
+    this.#identifyAndAdmit(client, password).then((identity) => {
       for (const name of this.#policy.unknownPolicies(identity.principal)) {
         this.#log.warn({ [K.clientId]: client.id, policy: name }, 'device refers to a policy that is not configured')
       }
@@ -232,15 +258,98 @@ export class Broker implements LocalBus {
     for (const topic of topics) held?.delete(topic)
   }
 
-  /** `client` is null for messages the coordinator itself publishes. */
-  #authorizePublish(client: Client | null, topic: string): Error | null {
-    if (client === null) return null
+  /** Who the client is, and whether that identity may take its client id and leave its will. */
+  async #identifyAndAdmit(client: Client, password: Buffer | undefined): Promise<Identity> {
+    this.#assignClientId(client, password)
+    const identity = await identify(client, password, this.#identityOptions)
+    this.#admit(client, identity)
+    return identity
+  }
+
+  /** An empty client id is the server's to fill in (or refuse) before the identity is decided. */
+  #assignClientId(client: Client, password: Buffer | undefined): void {
+    if (this.#connects.get(client)?.emptyClientId !== true) return
+    client.id = clientIdForEmpty(client, client.clean, password)
+  }
+
+  /**
+   * Checks that need the identity: an anonymous client must not displace a connected client that
+   * proved its identity, and the will must be one its owner may publish. The admitted will is
+   * stamped with its owner, which the persistence stores with it.
+   */
+  #admit(client: Client, identity: Identity): void {
+    if (identity.method === 'anonymous-loopback') {
+      const held = this.#connectedClient(client.id)
+      const heldBy = held === undefined || held === client ? undefined : this.#identities.get(held)
+      if (heldBy !== undefined && heldBy.method !== 'anonymous-loopback') {
+        throw new AuthRefusal(5, `client id '${client.id}' is in use by a client that authenticated with a ${heldBy.method}`)
+      }
+    }
+    const will = this.#connects.get(client)?.will
+    if (will === undefined || will === null) return
+    const decision = this.#policy.authorizePublish(identity.principal, will.topic)
+    if (!decision.allowed) throw new AuthRefusal(5, `will refused: ${decision.reason}`)
+    Object.assign(will, { [WILL_OWNER_FIELD]: willOwnerOf(identity) })
+  }
+
+  #connectedClient(id: string): Client | undefined {
+    return (this.aedes as unknown as { clients: Record<string, Client | undefined> }).clients[id]
+  }
+
+  /**
+   * `client` is null only for a will left by a previous run (after a crash): aedes publishes those
+   * itself, and they are authorized as their stored owner. The coordinator's own publishes do not
+   * come through here.
+   */
+  #authorizePublish(client: Client | null, packet: PublishPacket): Error | null {
+    const topic = packet.topic
+    if (client === null) {
+      const decision = this.#restoredWillDecision(packet)
+      return decision.allowed ? null : new Error(decision.reason)
+    }
     const identity = this.#identities.get(client)
     if (identity === undefined) return new Error('client not authenticated')
     const decision = this.#policy.authorizePublish(identity.principal, topic)
     if (decision.allowed) return null
     this.#log.warn({ [K.clientId]: client.id, [K.topic]: topic, reason: decision.reason }, 'publish refused')
     return new Error(decision.reason)
+  }
+
+  /** Allowed only if the owner was allowed when it connected and still is, with what it is now. */
+  #restoredWillDecision(will: PublishPacket): Decision {
+    const owner = storedWillOwner(will)
+    if (owner === undefined) return { allowed: false, reason: 'the will has no recorded owner' }
+    const was = this.#policy.authorizePublish(owner.principal, will.topic)
+    if (!was.allowed) return was
+    const now = currentPrincipal(owner, this.#identityOptions)
+    if (now === undefined) return { allowed: false, reason: `its owner '${owner.principal.thingName}' is no longer registered with the credential it used` }
+    return this.#policy.authorizePublish(now, will.topic)
+  }
+
+  /**
+   * aedes would turn a refused will into a broker error and keep it for the next sweep, so refused
+   * wills are filtered out of the stream it sweeps, logged and deleted.
+   */
+  #gateRestoredWills(persistence: WillPersistence): void {
+    const stream = persistence.streamWill.bind(persistence)
+    persistence.streamWill = (brokers) => stream(brokers).filter(async (will: StoredWill) => {
+      const decision = this.#restoredWillDecision(will)
+      if (decision.allowed) return true
+      this.#log.warn({ [K.clientId]: will.clientId, [K.topic]: will.topic, reason: decision.reason }, 'will dropped')
+      const id = will.clientId ?? ''
+      // Unless the client came back and left a new will meanwhile.
+      if ((await persistence.getWill({ id }))?.brokerId === will.brokerId) await persistence.delWill({ id, brokerId: will.brokerId })
+      return false
+    })
+  }
+
+  /**
+   * AWS IoT's Receive: a message reaches a subscriber only if its policy lets it receive that topic,
+   * whatever subscription matched (a wildcard granted beside a deny, or one restored from a session).
+   */
+  #authorizeReceive(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    const identity = this.#identities.get(client)
+    return identity !== undefined && this.#policy.authorizeReceive(identity.principal, packet.topic) ? packet : null
   }
 
   /** Returning null makes aedes answer the SUBACK with 0x80 (failure) for that filter. */
@@ -258,6 +367,9 @@ export class Broker implements LocalBus {
     this.aedes.on('clientDisconnect', (client) => this.#log.debug({ [K.clientId]: client.id }, 'client disconnected'))
     this.aedes.on('clientError', (client, err) => this.#log.debug({ [K.clientId]: client.id, [K.err]: err.message }, 'client error'))
     this.aedes.on('connectionError', (client, err) => this.#connectionError(client, err))
+    // aedes emits errors of its own work (the will sweep); unheard, they would end the process.
+    const emitter: NodeJS.EventEmitter = this.aedes
+    emitter.on('error', (err: Error) => this.#log.error({ [K.err]: err.message }, 'broker error'))
   }
 
   /** Errors before CONNECT; the bounds' own ones are counted and logged above debug. */

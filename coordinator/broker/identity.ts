@@ -29,7 +29,7 @@ export interface IdentityOptions {
 
 /** A refusal with the MQTT 3.1.1 CONNACK return code to send. */
 export class AuthRefusal extends Error {
-  constructor(readonly returnCode: 4 | 5, message: string) {
+  constructor(readonly returnCode: 2 | 4 | 5, message: string) {
     super(message)
   }
 }
@@ -112,6 +112,32 @@ export function stillValid(identity: Identity, device: DeviceRecord | undefined)
   if (identity.method === 'anonymous-loopback') return true
   if (device === undefined) return false
   return identity.credential === (identity.method === 'certificate' ? device.certFingerprint : device.tokenHash)
+}
+
+/**
+ * The principal an identity has now, from the registry: undefined when its device is gone or its
+ * credential re-issued, or, for an anonymous identity, when anonymous access is off.
+ */
+export function currentPrincipal(identity: Identity, opts: IdentityOptions): Principal | undefined {
+  const { thingName } = identity.principal
+  if (identity.method === 'anonymous-loopback') {
+    return opts.allowAnonymousLoopback ? { thingName, attributes: {}, policies: [...opts.anonymousPolicies] } : undefined
+  }
+  const device = opts.findDevice(thingName)
+  return device !== undefined && stillValid(identity, device) ? principalOf(device) : undefined
+}
+
+/**
+ * The client id for a CONNECT that sent an empty one. MQTT 3.1.1 allows that only with a clean
+ * session [MQTT-3.1.3-8]; the server then assigns the id: a certificate names its thing, an
+ * anonymous development client keeps the id aedes generated, and a token names no thing at all.
+ */
+export function clientIdForEmpty(client: Client, clean: boolean, password: Buffer | undefined): string {
+  if (!clean) throw new AuthRefusal(2, 'an empty client id needs a clean session (MQTT 3.1.1 [MQTT-3.1.3-8])')
+  const cert = peerCertificate(client)
+  if (cert !== null) return cert.cn
+  if (password !== undefined && password.length > 0) throw new AuthRefusal(2, 'a token needs the thing name as client id')
+  return client.id
 }
 
 const principalOf = (d: DeviceRecord): Principal => ({ thingName: d.name, attributes: d.attributes, policies: d.policies })

@@ -1,15 +1,20 @@
 /**
  * Device authorization policy: which topics a connected thing may publish to and subscribe to.
  *
- * Pure and synchronous (no I/O) so the broker's authorizePublish/authorizeSubscribe hooks and the
- * task sandbox can call it on every packet. The model is a small subset of AWS IoT policies:
- * statements allow or deny actions on topic-filter resources that may contain the variables
- * `${thingName}` and `${attr.<key>}`; an applicable deny overrides any allow, and without an
- * applicable allow the answer is no.
+ * Pure and synchronous (no I/O) so the broker's authorizePublish/authorizeSubscribe/authorizeForward
+ * hooks and the task sandbox can call it on every packet. The model is a small subset of AWS IoT
+ * policies: statements allow or deny actions on topic-filter resources that may contain the
+ * variables `${thingName}` and `${attr.<key>}`; an applicable deny overrides any allow, and without
+ * an applicable allow the answer is no.
+ *
+ * As in AWS IoT, subscribing and receiving are separate decisions, both made by the `subscribe`
+ * statements: a SUBSCRIBE is granted when an allow covers its whole filter and no deny does
+ * (so `#` survives a deny on one topic), and each message is then delivered only if its topic is
+ * allowed and not denied (authorizeReceive, called for every message on its way out).
  */
 import { ConfigError } from '../core/errors.js'
 import { parseShadowRequestTopicLoose, parseShadowTopic } from '../protocol/index.js'
-import { filterCovers, filtersIntersect, isValidTopicFilter, isValidTopicName, topicMatches } from '../protocol/index.js'
+import { filterCovers, isValidTopicFilter, isValidTopicName, topicMatches } from '../protocol/index.js'
 
 export type Action = 'publish' | 'subscribe'
 
@@ -236,10 +241,15 @@ interface ActionRules {
   readonly allows: Relation
 }
 
-/** Publish: plain matching. Subscribe: deny on any overlap, allow only when one grant covers the whole filter. */
-const RULES: Readonly<Record<Action, ActionRules>> = {
+/**
+ * Publish and receive: plain matching of a topic. Subscribe: a grant must cover the whole filter,
+ * and a deny refuses the subscription only when it covers the whole filter too; a deny on part of
+ * it is enforced message by message (receive).
+ */
+const RULES: Readonly<Record<Action | 'receive', ActionRules>> = {
   publish: { denies: topicMatches, allows: topicMatches },
-  subscribe: { denies: filtersIntersect, allows: filterCovers },
+  subscribe: { denies: filterCovers, allows: filterCovers },
+  receive: { denies: topicMatches, allows: topicMatches },
 }
 
 /** Decisions remembered per principal; a device publishes to a handful of topics over and over. */
@@ -247,6 +257,8 @@ const DECISION_CACHE_SIZE = 256
 
 export class PolicyEngine {
   readonly #decisions = new WeakMap<Principal, Map<string, Decision>>()
+  /** Apart from #decisions: the per-message key is the bare topic, with no string to build. */
+  readonly #receives = new WeakMap<Principal, Map<string, boolean>>()
   readonly #defaultStatements: readonly CompiledStatement[]
   readonly #policies = new Map<string, readonly CompiledStatement[]>()
   readonly #reservedPrefixes: readonly string[]
@@ -271,6 +283,21 @@ export class PolicyEngine {
 
   authorizeSubscribe(principal: Principal, filter: string): Decision {
     return this.#cached(principal, `s\u0000${filter}`, () => this.#decideSubscribe(principal, filter))
+  }
+
+  /**
+   * Whether a message on `topic` may be delivered to `principal` (AWS IoT's Receive), given that it
+   * holds a subscription matching the topic. Called for every delivery, hence the bare boolean cache.
+   */
+  authorizeReceive(principal: Principal, topic: string): boolean {
+    let receives = this.#receives.get(principal)
+    if (receives === undefined) this.#receives.set(principal, (receives = new Map()))
+    const known = receives.get(topic)
+    if (known !== undefined) return known
+    const allowed = this.#evaluate(principal, 'subscribe', topic, RULES.receive).allowed
+    if (receives.size >= DECISION_CACHE_SIZE) receives.clear()
+    receives.set(topic, allowed)
+    return allowed
   }
 
   #cached(principal: Principal, key: string, decide: () => Decision): Decision {
@@ -313,9 +340,8 @@ export class PolicyEngine {
     return [...this.#defaultStatements, ...attached].filter((s) => s.actions.has(action))
   }
 
-  #evaluate(principal: Principal, action: Action, target: string): Decision {
+  #evaluate(principal: Principal, action: Action, target: string, rules: ActionRules = RULES[action]): Decision {
     const statements = this.#statementsFor(principal, action)
-    const rules = RULES[action]
     const denial = this.#firstDenial(principal, action, target, statements, rules.denies)
     if (denial !== undefined) return denial
     const allowed = statements.some((s) => s.effect === 'allow' && this.#anyResource(principal, s, target, rules.allows))

@@ -152,6 +152,8 @@ export const configSchema = z.object({
   broker: z.object({
     /** Messages the broker delivers at once (aedes `concurrency`); each holds memory until delivered. */
     concurrency: z.number().int().min(10).max(10_000),
+    /** aedes' heartbeat; after a crash, the wills of clients that did not come back are published four heartbeats after start. */
+    heartbeatIntervalMs: z.number().int().min(100).max(3_600_000),
     ...brokerLimitsShape,
   }).strict(),
   auth: z.object({
@@ -278,7 +280,7 @@ export const DEFAULTS: CoordinatorConfig = {
     ws: { host: '127.0.0.1', port: 8083, path: '/mqtt' },
     http: { host: '127.0.0.1', port: 8087 },
   },
-  broker: { concurrency: 1000, ...BROKER_LIMIT_DEFAULTS },
+  broker: { concurrency: 1000, heartbeatIntervalMs: 60_000, ...BROKER_LIMIT_DEFAULTS },
   auth: { allowAnonymousLoopback: 'auto', anonymousPolicies: [], serverCertHosts: [] },
   web: { allowedHosts: [], allowedOrigins: [] },
   policies: [],

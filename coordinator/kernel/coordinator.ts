@@ -123,6 +123,7 @@ export class Coordinator {
       log: brokerLog,
       concurrency: config.broker.concurrency,
       limits: config.broker,
+      heartbeatIntervalMs: config.broker.heartbeatIntervalMs,
     })
     this.#shadows = new ShadowService({
       store: new ShadowStore(db),

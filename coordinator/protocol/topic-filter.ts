@@ -84,8 +84,8 @@ export function topicMatches(filter: string, topic: string): boolean {
  * '#' also matches its parent level, but the parent of a '#' in level 1 may not be a topic:
  * topics have at least one level, and the empty string is not a topic [MQTT-4.7.3-1]. So
  * '+/#' matches exactly what '#' does, and '/#' exactly what '/+/#' does. Rewriting those two to
- * the second spelling leaves every '#' with a real parent, which the level-by-level walks in
- * filterCovers and filtersIntersect assume.
+ * the second spelling leaves every '#' with a real parent, which the level-by-level walk in
+ * filterCovers assumes.
  */
 function canonicalLevels(filter: string): string[] {
   if (filter === '+/#') return ['#']
@@ -113,26 +113,5 @@ export function filterCovers(granted: string, requested: string): boolean {
     // The request reaches arbitrarily deep (and the parent); a grant without '#' here does not.
     if (requestedLevel === '#') return false
     if (grantedLevel !== '+' && grantedLevel !== requestedLevel) return false
-  }
-}
-
-/** True when `a` matches only '$' topics and `b` matches none [MQTT-4.7.2-1]. */
-function dollarRuleSeparates(a: string, b: string): boolean {
-  return a.startsWith('$') && startsWithWildcard(b)
-}
-
-/** True iff some topic name is matched by both filters. */
-export function filtersIntersect(a: string, b: string): boolean {
-  if (!isValidTopicFilter(a) || !isValidTopicFilter(b)) return false
-  if (dollarRuleSeparates(a, b) || dollarRuleSeparates(b, a)) return false
-  const x = canonicalLevels(a)
-  const y = canonicalLevels(b)
-  for (let i = 0; ; i++) {
-    const left = x[i]
-    const right = y[i]
-    // The prefix so far is satisfiable by both; '#' accepts whatever the other side needs next, including nothing.
-    if (left === '#' || right === '#') return true
-    if (left === undefined || right === undefined) return left === right
-    if (left !== '+' && right !== '+' && left !== right) return false
   }
 }

@@ -39,7 +39,12 @@ export interface BrokerRef {
   counter: number
 }
 
-type WillPacket = BrokerPacket & { brokerId: string; clientId: string }
+/**
+ * `owner` is the broker's record of the client that left the will (its identity and policies at
+ * CONNECT), stored in the row's meta with the other fields: after a restart the will is authorized
+ * as that owner before it is published.
+ */
+type WillPacket = BrokerPacket & { brokerId: string; clientId: string; owner?: unknown }
 
 /** The in-memory persistence of aedes-persistence 11 (asyncPersistence.js), as far as it is used here. */
 interface MemoryPersistence {

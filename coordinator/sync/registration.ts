@@ -24,10 +24,10 @@ interface Waiter {
 }
 
 /**
- * Claims the synced devices for this coordinator in the cloud registry (`cloud/{name}/register`
- * with `devices`, cloud-shim/registry/self-registration.ts): the cloud shim lets a coordinator
- * reach only its own devices' shadows. Done on every connect, so a device claimed while the
- * cloud shim was reset or the config changed is claimed again.
+ * Confirms the synced devices with the cloud registry (`cloud/{name}/register` with `devices`,
+ * cloud-shim/registry/self-registration.ts): the cloud shim lets a coordinator reach only the
+ * shadows of devices the operator registered under it, and answers which of the configured ones
+ * it refuses. Done on every connect, so a change of the config or the registry is seen again.
  */
 export class DeviceRegistration {
   readonly #o: RegistrationOptions

@@ -4,7 +4,8 @@
 //   aedes-echo   the same plus an in-process responder: '$aws/things/+/shadow/update' is echoed
 //                verbatim to '<topic>/accepted' at QoS 1 (the shadow benchmark's baseline)
 //   coordinator  the full Coordinator (auth + ACL hooks, SQLite persistence, shadow service, all
-//                listeners on 127.0.0.1 port 0); OPTIONS_JSON = { dataDir, overrides }
+//                listeners on 127.0.0.1 port 0); OPTIONS_JSON = { dataDir, overrides, dist? }, where
+//                dist is another checkout's dist/ directory to run instead of this one's
 // OPTIONS_JSON may also say { serverNoDelay: true }: a diagnostic that turns Nagle off on the
 // broker's server-side sockets (see below).
 // Prints one JSON line { ready: true, port, pid } and runs until stdin closes or SIGTERM.
@@ -14,6 +15,7 @@ import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import net from 'node:net'
 import { syncBuiltinESMExports } from 'node:module'
+import { pathToFileURL } from 'node:url'
 import { serveStdinCommands } from './lib.mjs'
 
 const [kind, optionsJson = '{}'] = process.argv.slice(2)
@@ -64,9 +66,11 @@ async function startAedes(withEcho) {
 }
 
 async function startCoordinator() {
-  const { loadConfig } = await import('../../dist/coordinator/config/index.js')
-  const { silentLogger } = await import('../../dist/coordinator/core/log.js')
-  const { Coordinator } = await import('../../dist/coordinator/kernel/coordinator.js')
+  // options.dist: another checkout's build (the broker benchmark's --baseline), else this one's.
+  const dist = options.dist === undefined ? new URL('../../dist/', import.meta.url) : pathToFileURL(`${options.dist}/`)
+  const { loadConfig } = await import(new URL('coordinator/config/index.js', dist).href)
+  const { silentLogger } = await import(new URL('coordinator/core/log.js', dist).href)
+  const { Coordinator } = await import(new URL('coordinator/kernel/coordinator.js', dist).href)
   const overrides = options.overrides ?? {}
   const config = loadConfig({
     overrides: {

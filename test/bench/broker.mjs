@@ -4,10 +4,13 @@
 //
 //   node --no-node-snapshot test/bench/broker.mjs [--count 50000] [--publishers 4] [--window 1000]
 //        [--runs 5] [--payload 64] [--warmup 10000] [--qos 0,1] [--brokers aedes,coordinator,mosquitto]
-//        [--other-max 0.25] [--retries 3]
+//        [--other-max 0.25] [--retries 3] [--baseline DIR]
 //        [--profile | --no-profile] [--profile-dir DIR]   (afterwards, CPU-profile the aedes and
 //        coordinator broker processes during one more run per QoS; by default only when the
 //        coordinator is below 85% of aedes; DIR keeps the .cpuprofile files)
+//
+// --baseline DIR adds a fourth broker, 'baseline': the coordinator built in another checkout DIR
+// (its dist/, e.g. the main branch), measured in the same rounds so a change is judged side by side.
 //
 // Pipelining: each publisher keeps at most --window messages that the subscriber has not received
 // yet (an end-to-end window, so no broker queue can overflow), refilling when half are delivered.
@@ -28,7 +31,8 @@ const RUNS = numArg('runs', 5)
 const PAYLOAD_BYTES = numArg('payload', 64)
 const WARMUP = numArg('warmup', 10_000)
 const QOS_LEVELS = arg('qos', '0,1').split(',').map(Number)
-const BROKERS = arg('brokers', 'aedes,coordinator,mosquitto').split(',')
+const BASELINE = arg('baseline', undefined)
+const BROKERS = [...arg('brokers', 'aedes,coordinator,mosquitto').split(','), ...(BASELINE === undefined ? [] : ['baseline'])]
 // Profile when asked, or automatically when the coordinator is below the 85%-of-aedes target.
 const PROFILE = process.argv.includes('--profile') ? 'always' : process.argv.includes('--no-profile') ? 'never' : 'auto'
 // A run during which the rest of the machine used more than this much CPU (other processes:
@@ -119,7 +123,10 @@ async function runOnce(broker, qos, count) {
     const clientCpu = (selfCpuSeconds() - selfCpu0) / result.seconds
     // Whatever other processes ran on the (shared) machine meanwhile.
     const otherCpu = otherCpuBetween(others0, otherProcessesCpu([process.pid, broker.pid])) / result.seconds
-    return { ...result, rate: result.received / result.seconds, brokerCpu, clientCpu, otherCpu }
+    const rate = result.received / result.seconds
+    // Messages per CPU-second of the broker process: its own cost per message, which holds up on a
+    // shared machine where the wall-clock rate mostly says how much CPU the scheduler gave it.
+    return { ...result, rate, brokerCpu, perCpuSecond: brokerCpu > 0 ? rate / brokerCpu : 0, clientCpu, otherCpu }
   } finally {
     await Promise.all([sub, ...pubs].map(mqttClose))
   }
@@ -131,6 +138,11 @@ async function startBroker(kind) {
     const data = tempDir('edge-bench-broker-')
     const host = await startBrokerHost('coordinator', { dataDir: data.dir, overrides: BENCH_POLICY_OVERRIDES })
     return { ...host, stop: async () => { await host.stop(); data.remove() } }
+  }
+  if (kind === 'baseline') {
+    const data = tempDir('edge-bench-broker-')
+    const host = await startBrokerHost('coordinator', { dataDir: data.dir, overrides: BENCH_POLICY_OVERRIDES, dist: join(BASELINE, 'dist') })
+    return { ...host, kind: 'baseline', stop: async () => { await host.stop(); data.remove() } }
   }
   if (kind === 'mosquitto') return startMosquitto(MOSQUITTO_CONF)
   throw new Error(`unknown broker ${kind}`)
@@ -204,6 +216,7 @@ async function main() {
           min: round(Math.min(...rs.map((x) => x.rate))),
           max: round(Math.max(...rs.map((x) => x.rate))),
           brokerCpu: round(median(rs.map((x) => x.brokerCpu)), 2),
+          msgsPerCpuSecond: round(median(rs.map((x) => x.perCpuSecond))),
           clientCpu: round(median(rs.map((x) => x.clientCpu)), 2),
           otherCpu: round(median(rs.map((x) => x.otherCpu)), 2),
           runs: rs.length,
@@ -221,17 +234,31 @@ async function main() {
   for (const qos of QOS_LEVELS) {
     const r = results[`qos${qos}`]
     const rows = Object.entries(r).map(([kind, x]) => [
-      kind, fmtInt(x.msgsPerSec), `${fmtInt(x.min)}-${fmtInt(x.max)}`, fmtPct(x.brokerCpu), fmtPct(x.clientCpu), fmtPct(x.otherCpu), x.lost,
-      r.aedes ? fmtPct(x.msgsPerSec / r.aedes.msgsPerSec) : '', r.mosquitto ? fmtPct(x.msgsPerSec / r.mosquitto.msgsPerSec) : '',
+      kind, fmtInt(x.msgsPerSec), `${fmtInt(x.min)}-${fmtInt(x.max)}`, fmtPct(x.brokerCpu), fmtInt(x.msgsPerCpuSecond), fmtPct(x.clientCpu), fmtPct(x.otherCpu), x.lost,
+      r.aedes ? fmtPct(x.msgsPerSec / r.aedes.msgsPerSec) : '', r.aedes ? fmtPct(x.msgsPerCpuSecond / r.aedes.msgsPerCpuSecond) : '',
+      r.mosquitto ? fmtPct(x.msgsPerSec / r.mosquitto.msgsPerSec) : '',
     ])
-    printTable(`QoS ${qos} (subscriber QoS ${qos})`, ['broker', 'msg/s', 'range', 'broker CPU', 'client CPU', 'other CPU', 'lost', 'vs aedes', 'vs mosquitto'], rows)
+    printTable(`QoS ${qos} (subscriber QoS ${qos})`, ['broker', 'msg/s', 'range', 'broker CPU', 'msg/CPU-s', 'client CPU', 'other CPU', 'lost', 'vs aedes', 'per CPU vs aedes', 'vs mosquitto'], rows)
     if (r.coordinator) {
       ratios[`qos${qos}`] = {
         coordinatorVsAedes: r.aedes ? round(r.coordinator.msgsPerSec / r.aedes.msgsPerSec, 3) : null,
+        coordinatorVsAedesPerCpu: r.aedes ? round(r.coordinator.msgsPerCpuSecond / r.aedes.msgsPerCpuSecond, 3) : null,
         coordinatorVsMosquitto: r.mosquitto ? round(r.coordinator.msgsPerSec / r.mosquitto.msgsPerSec, 3) : null,
       }
       const vsAedes = ratios[`qos${qos}`].coordinatorVsAedes
-      if (vsAedes !== null) process.stdout.write(`coordinator / bare aedes at QoS ${qos}: ${fmtPct(vsAedes, 1)} (target >= 85%: ${vsAedes >= 0.85 ? 'met' : 'NOT met'})\n`)
+      if (vsAedes !== null) {
+        process.stdout.write(`coordinator / bare aedes at QoS ${qos}: ${fmtPct(vsAedes, 1)} (target >= 85%: ${vsAedes >= 0.85 ? 'met' : 'NOT met'}), ` +
+          `per broker CPU-second ${fmtPct(ratios[`qos${qos}`].coordinatorVsAedesPerCpu, 1)}\n`)
+      }
+      if (r.baseline) {
+        ratios[`qos${qos}`].baselineVsAedes = r.aedes ? round(r.baseline.msgsPerSec / r.aedes.msgsPerSec, 3) : null
+        ratios[`qos${qos}`].coordinatorVsBaseline = round(r.coordinator.msgsPerSec / r.baseline.msgsPerSec, 3)
+        ratios[`qos${qos}`].baselineVsAedesPerCpu = r.aedes ? round(r.baseline.msgsPerCpuSecond / r.aedes.msgsPerCpuSecond, 3) : null
+        ratios[`qos${qos}`].coordinatorVsBaselinePerCpu = round(r.coordinator.msgsPerCpuSecond / r.baseline.msgsPerCpuSecond, 3)
+        const q = ratios[`qos${qos}`]
+        process.stdout.write(`coordinator / baseline (${BASELINE}) at QoS ${qos}: ${fmtPct(q.coordinatorVsBaseline, 1)} (per broker CPU-second ${fmtPct(q.coordinatorVsBaselinePerCpu, 1)})` +
+          `${r.aedes ? `; baseline / bare aedes: ${fmtPct(q.baselineVsAedes, 1)} (per CPU-second ${fmtPct(q.baselineVsAedesPerCpu, 1)})` : ''}\n`)
+      }
     }
   }
   process.stdout.write('broker CPU = CPU seconds of the broker process / wall seconds (100% = one core); client CPU likewise for the load\n' +

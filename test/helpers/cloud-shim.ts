@@ -58,6 +58,8 @@ export function runBin(bin: string, args: string[], env: Record<string, string> 
 export interface CloudDaemon {
   child: ChildProcess
   ready: Record<string, unknown>
+  /** Every JSON log line seen so far (and after ready). */
+  logs: Array<Record<string, unknown>>
   exited: Promise<number | null>
   stop(): Promise<void>
 }
@@ -66,6 +68,7 @@ export interface CloudDaemon {
 export function startCloudDaemon(args: string[], timeoutMs = 15_000): Promise<CloudDaemon> {
   const child = spawn(process.execPath, ['--no-node-snapshot', CLOUD_BIN, 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
+  const logs: Array<Record<string, unknown>> = []
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   const stop = async (): Promise<void> => {
@@ -83,9 +86,10 @@ export function startCloudDaemon(args: string[], timeoutMs = 15_000): Promise<Cl
     })
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const entry = JSON.parse(line) as Record<string, unknown>
+      logs.push(entry)
       if (entry['msg'] !== 'cloud shim ready') return
       clearTimeout(timer)
-      resolve({ child, ready: entry, exited, stop })
+      resolve({ child, ready: entry, logs, exited, stop })
     })
   })
 }

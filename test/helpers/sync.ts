@@ -78,10 +78,18 @@ function sortKeys(v: unknown): unknown {
   return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]))
 }
 
-/** Provisions a coordinator on the cloud shim (POST /v1/coordinators) and writes its join file. */
-export async function provision(cloud: RunningCloudShim, name: string, dir: string): Promise<string> {
+/**
+ * Provisions a coordinator on the cloud shim (POST /v1/coordinators), registers `devices` under it
+ * as the operator does (a coordinator can confirm its devices, not claim new ones), and writes its
+ * join file.
+ */
+export async function provision(cloud: RunningCloudShim, name: string, dir: string, devices: readonly string[] = []): Promise<string> {
   const res = await fetch(`${cloud.httpUrl}/v1/coordinators`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }) })
   if (res.status !== 201) throw new Error(`provisioning ${name} failed: ${res.status} ${await res.text()}`)
+  for (const device of devices) {
+    const put = await fetch(`${cloud.httpUrl}/v1/things/${device}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'device', coordinator: name }) })
+    if (put.status !== 201 && put.status !== 200) throw new Error(`registering ${device} under ${name} failed: ${put.status} ${await put.text()}`)
+  }
   const file = join(dir, `${name}.join.json`)
   writeFileSync(file, JSON.stringify((await res.json()) as JoinDocument))
   return file

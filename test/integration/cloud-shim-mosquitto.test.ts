@@ -92,6 +92,9 @@ describe.skipIf(!existsSync(MOSQUITTO))('cloud shim on an existing broker (mosqu
     const reply = await collect(hub, 'cloud/hub-m/register/+', 1)
     await hub.publishAsync('cloud/hub-m/register', JSON.stringify({ attributes: { arch: 'arm64' } }), { qos: 1 })
     const [answer] = await reply.done
-    expect(answer).toMatchObject({ topic: 'cloud/hub-m/register/accepted', body: { thing: { name: 'hub-m', attributes: { arch: 'arm64' }, tags: ['gpio'] } } })
+    expect(answer).toMatchObject({
+      topic: 'cloud/hub-m/register/accepted',
+      body: { thing: { name: 'hub-m', attributes: {}, tags: ['gpio'], reported: { attributes: { arch: 'arm64' }, tags: [] } } },
+    })
   })
 })

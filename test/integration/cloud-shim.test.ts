@@ -96,24 +96,28 @@ describe('cloud shim: coordinator provisioning, identity and cloud shadows', () 
     await api('PATCH', '/v1/things/lamp-a', { coordinator: 'hub-a' })
   })
 
-  it('should take registrations over MQTT, make group membership follow them, and refuse claims on foreign devices', async () => {
-    const group = await api('POST', '/v1/groups', { name: 'north-cams', query: 'attributes.site = "north" AND tags HAS camera AND attributes.memoryMb >= 512' })
-    expect(group.body).toMatchObject({ kind: 'dynamic', members: [] })
+  it("should keep what a coordinator registers over MQTT in its reported section, where only queries on reported fields see it", async () => {
+    const operatorGroup = await api('POST', '/v1/groups', { name: 'north-cams', query: 'attributes.site = "north" AND tags HAS camera AND attributes.memoryMb >= 512' })
+    expect(operatorGroup.body).toMatchObject({ kind: 'dynamic', members: [] })
+    const reportedGroup = await api('POST', '/v1/groups', { name: 'north-big', query: 'attributes.site = "north" AND reported.tags HAS camera AND reported.attributes.memoryMb >= 512' })
+    expect(reportedGroup.body).toMatchObject({ kind: 'dynamic', members: [] })
     const events: Array<[string, string[], string[]]> = []
     const off = run.shim.registry.on('groupMembershipChanged', (g, added, removed) => events.push([g, added, removed]))
     const a = await connected(hubA)
     const reply = await collect(a, 'cloud/hub-a/register/+', 1)
-    const registration = { attributes: { memoryMb: '2048' }, addTags: ['camera'], devices: [{ name: 'cam-1', attributes: { room: 'hall' } }, { name: 'lamp-b' }], clientToken: 'r-1' }
+    const registration = { attributes: { memoryMb: '2048' }, addTags: ['camera'], devices: [{ name: 'lamp-a', attributes: { room: 'hall' } }], clientToken: 'r-1' }
     await a.publishAsync('cloud/hub-a/register', JSON.stringify(registration), { qos: 1 })
     const [answer] = await reply.done
     off()
     expect(answer?.topic).toBe('cloud/hub-a/register/accepted')
-    expect(answer?.body).toMatchObject({ devices: ['cam-1'], refused: [{ name: 'lamp-b' }], clientToken: 'r-1', thing: { tags: ['camera', 'gpio'] } })
-    expect(events).toEqual([['north-cams', ['hub-a'], []]])
-    expect((await api('GET', '/v1/groups/north-cams')).body['members']).toEqual(['hub-a'])
-    expect(run.shim.registry.getThing('cam-1')).toMatchObject({ kind: 'device', coordinator: 'hub-a', attributes: { room: 'hall' } })
-    const camShadow = await shadowRequest(a, shadow('cam-1'), 'update', JSON.stringify({ state: { reported: { ok: 1 } } }))
-    expect(camShadow.status).toBe('accepted')
+    expect(answer?.body).toMatchObject({
+      devices: ['lamp-a'], refused: [], clientToken: 'r-1',
+      thing: { attributes: { site: 'north' }, tags: ['gpio'], reported: { attributes: { memoryMb: '2048' }, tags: ['camera'] } },
+    })
+    expect(events).toEqual([['north-big', ['hub-a'], []]])
+    expect((await api('GET', '/v1/groups/north-cams')).body['members']).toEqual([])
+    expect((await api('GET', '/v1/groups/north-big')).body['members']).toEqual(['hub-a'])
+    expect(run.shim.registry.getThing('lamp-a')).toMatchObject({ kind: 'device', coordinator: 'hub-a', attributes: {}, reported: { attributes: { room: 'hall' } } })
   })
 
   it('should accept a token coordinator over TCP, and disconnect and refuse it once removed', async () => {

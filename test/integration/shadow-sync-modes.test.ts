@@ -29,7 +29,8 @@ describe('shadow sync: one direction, and a restarted coordinator', () => {
 
   beforeAll(async () => {
     cloud = await startCloudShim({}, { dataDir: join(tmp.dir, 'cloud') })
-    for (const name of ['gw-to', 'gw-from', 'gw-restart']) await provision(cloud, name, tmp.dir)
+    for (const name of ['gw-to', 'gw-from']) await provision(cloud, name, tmp.dir)
+    await provision(cloud, 'gw-restart', tmp.dir, ['meter-1'])
   })
   afterAll(async () => {
     for (const gw of running) await gw.stop()

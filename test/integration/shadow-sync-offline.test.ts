@@ -43,7 +43,7 @@ describe('shadow sync across a link cut: both sides change, then converge by the
   beforeAll(async () => {
     cloud = await startCloudShim({}, { dataDir: cloudDir })
     await watchCloud(cloud)
-    const joinFile = await provision(cloud, 'gw-1', tmp.dir)
+    const joinFile = await provision(cloud, 'gw-1', tmp.dir, ['hvac-1'])
     gw = await startCoordinator({ cloud: { joinFile, sync: { own: false, shadows: [{ thing: 'hvac-1', named: ['spare', 'extra', 'old'] }] } } })
     await until(() => gw.coordinator.cloud?.link.state === 'connected', SYNC_MS, 'link up')
     device = await connect(gw.mqttUrl, { clientId: 'hvac-1' })

@@ -17,7 +17,7 @@ describe('shadow sync between a joined coordinator and the cloud shim', () => {
 
   beforeAll(async () => {
     cloud = await startCloudShim({}, { dataDir: join(tmp.dir, 'cloud') })
-    const joinFile = await provision(cloud, 'gw-1', tmp.dir)
+    const joinFile = await provision(cloud, 'gw-1', tmp.dir, ['lamp-1'])
     gw = await startCoordinator({ cloud: { joinFile, sync: { shadows: [{ thing: 'lamp-1', classic: true, named: ['config'] }] } } })
     await until(() => gw.coordinator.cloud?.link.state === 'connected', SYNC_MS, 'link up')
     lamp = await connect(gw.mqttUrl, { clientId: 'lamp-1' })
@@ -29,11 +29,10 @@ describe('shadow sync between a joined coordinator and the cloud shim', () => {
     tmp.remove()
   })
 
-  it('claims the synced devices for the coordinator in the cloud registry', async () => {
-    await until(async () => {
-      const res = await fetch(`${cloud.httpUrl}/v1/things/lamp-1`)
-      return res.status === 200 && ((await res.json()) as { coordinator?: string }).coordinator === 'gw-1'
-    }, SYNC_MS, 'lamp-1 registered under gw-1')
+  it('confirms the synced devices the operator registered under the coordinator', async () => {
+    await until(() => gw.coordinator.cloud?.link.state === 'connected', SYNC_MS, 'link up')
+    const res = await fetch(`${cloud.httpUrl}/v1/things/lamp-1`)
+    expect(await res.json()).toMatchObject({ kind: 'device', coordinator: 'gw-1' })
   })
 
   it("sends a local device's reported change to the cloud shadow", async () => {

@@ -301,10 +301,24 @@ describe('deny overrides allow', () => {
     expect(eng.authorizePublish(denyFirst, 'things/me/admin/x').allowed).toBe(false)
   })
 
-  it('denies any subscription whose topics overlap a denied filter, even when an allow covers it', () => {
-    expect(eng.authorizeSubscribe(locked, 'things/me/#').allowed).toBe(false)
-    expect(eng.authorizeSubscribe(locked, 'things/me/+').allowed).toBe(false)
+  it('grants a wildcard subscription that overlaps a denied filter, and filters the denied topics out of delivery', () => {
+    expect(eng.authorizeSubscribe(locked, 'things/me/#')).toEqual({ allowed: true })
+    expect(eng.authorizeSubscribe(locked, 'things/me/+')).toEqual({ allowed: true })
+    expect(eng.authorizeReceive(locked, 'things/me/secret')).toBe(false)
+    expect(eng.authorizeReceive(locked, 'things/me/telemetry')).toBe(true)
+    expect(eng.authorizeReceive(locked, 'things/me/secret/more')).toBe(true)
+  })
+
+  it('refuses a subscription whose whole filter is denied, naming the statement', () => {
     expect(reasonOf(eng.authorizeSubscribe(locked, 'things/me/secret'))).toContain('"lockdown" statement 1')
+    expect(eng.authorizeSubscribe(locked, 'things/+/secret').allowed).toBe(false)
+  })
+
+  it('receives nothing no allow grants, with or without a deny', () => {
+    expect(eng.authorizeReceive(me, 'elsewhere/topic')).toBe(false)
+    expect(eng.authorizeReceive(me, 'things/me/x')).toBe(true)
+    // Cached answers stay the same answers.
+    expect(eng.authorizeReceive(locked, 'things/me/secret')).toBe(false)
   })
 
   it('leaves subscriptions that cannot receive a denied topic alone', () => {

@@ -19,6 +19,18 @@ function errorOf(q: string): QueryError {
 }
 
 describe('group query language', () => {
+  it("should keep what a coordinator reported apart: operator fields never see it, reported.* fields only see it", () => {
+    const t = thing({ reported: { attributes: { site: 'south', memoryMb: '4096' }, tags: ['camera'] } })
+    expect(matches('attributes.site = "south"', t)).toBe(false)
+    expect(matches('tags HAS camera', t)).toBe(false)
+    expect(matches('reported.attributes.site = "south"', t)).toBe(true)
+    expect(matches('reported.attributes.memoryMb > 2048 AND reported.tags HAS camera', t)).toBe(true)
+    expect(matches('reported.tags HAS gpio', t)).toBe(false)
+    expect(matches('reported.attributes.site EXISTS')).toBe(false)
+    expect(errorOf('reported.site = x').message).toMatch(/unknown field 'reported\.site'.*reported\.attributes\.<key>/)
+    expect(errorOf('reported.tags = x').message).toMatch(/expected HAS after 'reported\.tags'/)
+  })
+
   it('should compare attributes as strings, or as numbers when the value is written as a number', () => {
     expect(matches('attributes.site = "north"')).toBe(true)
     expect(matches("attributes.site = 'south'")).toBe(false)

@@ -31,6 +31,21 @@ describe('registry and groups', () => {
     tmp.remove()
   })
 
+  it("should keep a coordinator's reports in their own section, through operator edits and a reopen", () => {
+    const registry = open()
+    registry.createThing({ name: 'hub-1', kind: 'coordinator', attributes: { site: 'north' }, tags: ['gpio'] })
+    registry.createGroup('big', { kind: 'dynamic', query: 'reported.attributes.memoryMb >= 1024' })
+    const reported = registry.reportThing('hub-1', { attributes: { memoryMb: '2048', site: 'south' }, addTags: ['camera'] })
+    expect(reported).toMatchObject({ attributes: { site: 'north' }, tags: ['gpio'], reported: { attributes: { memoryMb: '2048', site: 'south' }, tags: ['camera'] } })
+    expect(registry.membersOf('big')).toEqual(['hub-1'])
+    // An operator replacing the thing replaces its own fields only.
+    registry.putThing({ name: 'hub-1', kind: 'coordinator', attributes: { site: 'east' } })
+    registry.patchThing('hub-1', { addTags: ['managed'] })
+    expect(open().getThing('hub-1')).toMatchObject({ attributes: { site: 'east' }, tags: ['managed'], reported: { attributes: { memoryMb: '2048' }, tags: ['camera'] } })
+    registry.reportThing('hub-1', { attributes: { memoryMb: null } })
+    expect(registry.membersOf('big')).toEqual([])
+  })
+
   it('should move things in and out of a dynamic group as their attributes and tags change, with an event each time', () => {
     const registry = open()
     registry.createThing({ name: 'hub-1', kind: 'coordinator', attributes: { site: 'north', memoryMb: '2048' }, tags: ['gpio'] })

@@ -1,7 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import {
   filterCovers,
-  filtersIntersect,
   isValidTopicFilter,
   isValidTopicName,
   topicMatches,
@@ -203,41 +202,12 @@ describe('filterCovers', () => {
   })
 })
 
-describe('filtersIntersect', () => {
-  it.each([
-    ['a/+', 'a/b', true],
-    ['a/+', '+/b', true],
-    ['a/+', 'b/+', false],
-    ['a/#', 'a', true],
-    ['a', 'a/#', true],
-    ['a/b/#', 'a', false],
-    ['a/+', 'a', false],
-    ['things/+/secret', 'things/me/#', true],
-    ['things/+/secret', 'things/me/telemetry', false],
-    ['#', 'x/y/z', true],
-    ['#', '$SYS/#', false],
-    ['+/x', '$SYS/x', false],
-    ['$SYS/#', '+/#', false],
-    ['$SYS/#', '$SYS/+', true],
-    ['+', '+', true],
-    ['+/+', '+', false],
-    ['a/b/c', 'a/b/c', true],
-    ['a/b/c', 'a/b/d', false],
-    ['a/+/c', '+/b/+', true],
-    ['a/#/b', 'a/#', false],
-  ])('filtersIntersect(%j, %j) is %s', (a, b, expected) => {
-    expect(filtersIntersect(a, b)).toBe(expected)
-    expect(filtersIntersect(b, a)).toBe(expected)
-  })
-})
-
 /**
  * Brute force over a small universe: every filter of up to 3 levels and every topic of up to 4
  * levels over a tiny alphabet (with an empty level, a '$' level, and a topic-only letter 'c' the
- * filters never mention). Within it, filterCovers must equal "r's matches are a subset of g's" and
- * filtersIntersect must equal "some topic matches both" — checked in both directions.
+ * filters never mention). Within it, filterCovers must equal "r's matches are a subset of g's".
  */
-describe('filterCovers and filtersIntersect against brute-force enumeration', () => {
+describe('filterCovers against brute-force enumeration', () => {
   function words(alphabet: readonly string[], maxLevels: number): string[] {
     let layer: string[] = [...alphabet]
     const all = [...layer]
@@ -265,18 +235,6 @@ describe('filterCovers and filtersIntersect against brute-force enumeration', ()
       for (const r of filters) {
         const subset = matchesOf(r).every((m, i) => !m || mg[i] === true)
         if (filterCovers(g, r) !== subset) mismatches.push(`${g} ⊇ ${r}: brute force says ${subset}`)
-      }
-    }
-    expect(mismatches).toEqual([])
-  })
-
-  it('filtersIntersect(a, b) holds exactly when some enumerated topic matches both', () => {
-    const mismatches: string[] = []
-    for (const a of filters) {
-      const ma = matchesOf(a)
-      for (const b of filters) {
-        const overlap = matchesOf(b).some((m, i) => m && ma[i] === true)
-        if (filtersIntersect(a, b) !== overlap) mismatches.push(`${a} ∩ ${b}: brute force says ${overlap}`)
       }
     }
     expect(mismatches).toEqual([])
