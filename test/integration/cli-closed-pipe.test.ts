@@ -32,7 +32,7 @@ describe('CLI output into a closed pipe', () => {
     coordinator = await startCoordinator({ tasks: { allowUnsigned: true } })
     cloud = await startCloudShim()
     for (const name of ['alpha', 'beta', 'gamma']) {
-      const res = await fetch(`${coordinator.httpUrl}/v1/tasks`, { method: 'POST', body: bundle(manifest(name), echoBody) })
+      const res = await fetch(`${coordinator.httpUrl}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: bundle(manifest(name), echoBody) })
       expect(res.status).toBe(201)
     }
   }, 60_000)

@@ -398,9 +398,9 @@ describe('shutdown while a task spins', () => {
     try {
       // Limits far beyond any stop deadline: only disposing the isolate ends this call.
       const spinner = manifest('spinner', { limits: { memoryMb: 16, cpuMsPerCall: 60_000, wallMsPerCall: 600_000 } })
-      const installed = await fetch(`${api}/v1/tasks`, { method: 'POST', body: bundle(spinner, "exports.handler = async (e, ctx) => { ctx.log.info('spinning'); for (;;) {} }", trusted) })
+      const installed = await fetch(`${api}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: bundle(spinner, "exports.handler = async (e, ctx) => { ctx.log.info('spinning'); for (;;) {} }", trusted) })
       expect(installed.status).toBe(201)
-      const call = fetch(`${api}/v1/tasks/spinner/invoke`, { method: 'POST', body: '{}' }).then((r) => r.status, () => 'connection closed')
+      const call = fetch(`${api}/v1/tasks/spinner/invoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).then((r) => r.status, () => 'connection closed')
       for (;;) {
         const log = await (await fetch(`${api}/v1/tasks/spinner/logs?tail=20`)).text()
         if (log.includes('"spinning"')) break
