@@ -338,7 +338,7 @@ describe('broker adversarial: self-registration on the cloud shim', () => {
   const tokens: Record<string, string> = {}
 
   async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-    const res = await fetch(`${run.httpUrl}${path}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+    const res = await fetch(`${run.httpUrl}${path}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) })
     return { status: res.status, body: (await res.json()) as Record<string, unknown> }
   }
 
