@@ -141,7 +141,8 @@ export class Coordinator {
       maxBundleBytes: config.tasks.maxBundleBytes,
       clock,
       log: this.#log.child({ module: 'tasks' }),
-      limits: { maxTasks: config.tasks.maxTasks, maxMemoryMb: config.tasks.maxMemoryMb },
+      limits: { maxTasks: config.tasks.maxTasks, maxMemoryMb: config.tasks.maxMemoryMb, memoryBudgetMb: config.tasks.memoryBudgetMb },
+      hostLimits: config.tasks.hostLimits,
       retainBundles: deployments.retainedBundles,
     })
     // Installed tasks start from local state alone: no network is needed to come back up.

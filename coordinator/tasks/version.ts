@@ -6,6 +6,8 @@ import { checkDigest, decodeBundle, resolveConfig, verifyBundleTrust, type Decod
 import type { ShadowChangeListener } from '../shadow/index.js'
 import { TaskSandbox, type TaskEvent } from '../sandbox/index.js'
 import { configInvalid } from './errors.js'
+import type { TaskLimitError } from './errors.js'
+import type { TaskBudget } from './host-budget.js'
 import { buildHostApi, type ShadowPort } from './host-api.js'
 import type { TaskLog } from './logs.js'
 import { TaskGrants, type DeviceLookup } from './permissions.js'
@@ -41,6 +43,7 @@ export interface VersionSpec {
   config: Record<string, unknown>
   counters: TaskCounters
   taskLog: TaskLog
+  budget: TaskBudget
 }
 
 /** Decode (size, envelope, signature, manifest) and trust, in that order; BundleErrors pass through. */
@@ -83,9 +86,12 @@ export async function loadVersion(ctx: VersionContext, spec: VersionSpec): Promi
   const { manifest, code } = spec.bundle
   const name = manifest.name
   const grants = new TaskGrants(name, manifest.permissions)
+  // The host API exists before its runner (the sandbox is built with it); limits reach the runner once it does.
+  const strikes: { runner?: TaskRunner } = {}
   const host = buildHostApi({
     task: name, version: manifest.version, grants, bus: ctx.bus, shadows: ctx.shadows, devices: ctx.devices,
     store: ctx.store, log: spec.taskLog, invoke: (target, payload) => ctx.invoke(name, target, payload),
+    budget: spec.budget, onLimit: (err: TaskLimitError) => strikes.runner?.limitExceeded(err),
   })
   const sandboxLog = ctx.log.child({ task: name, version: manifest.version })
   const runner = await TaskRunner.create({
@@ -97,6 +103,7 @@ export async function loadVersion(ctx: VersionContext, spec: VersionSpec): Promi
       limits: manifest.limits, host, config: spec.config, log: sandboxLog, onFault,
     }),
   })
+  strikes.runner = runner
   try {
     const triggers = await bindTriggers({
       triggers: manifest.triggers, grants, bus: ctx.bus, shadows: ctx.shadows, devices: ctx.devices, clock: ctx.clock,
