@@ -14,6 +14,9 @@ export type SandboxErrorCode =
   /** The handler's result cannot be copied out of the isolate (e.g. it holds a function). */
   | 'COORD_SANDBOX_RESULT'
 
+/** A task went past a bound on what it may make the host hold (the task service raises it too, with `limit`). */
+export const TASK_LIMIT = 'COORD_TASK_LIMIT'
+
 /** Raised inside the isolate when a task asks for more live timers than allowed. */
 export const TIMER_LIMIT = 'COORD_SANDBOX_TIMER_LIMIT'
 

@@ -1,4 +1,4 @@
-import { TIMER_LIMIT } from './errors.js'
+import { TASK_LIMIT, TIMER_LIMIT } from './errors.js'
 
 /**
  * The isolate half of the bridge, run once per isolate before the task's bundle, as the body of a
@@ -12,7 +12,7 @@ import { TIMER_LIMIT } from './errors.js'
  *   $2 log(level, message, fields) ignored
  *   $3 timer(op, id, delay, repeat) ignored: 'set' or 'clear'
  *   $4 cbor(op, value)             sync: {ok, value} or {ok: false, message, code}
- *   $5 {name, version, config, maxTimers}, a copy
+ *   $5 {name, version, config, maxTimers, maxRequests}, a copy
  *
  * It returns the entry points the host calls (each host entry runs under a time limit):
  * bind(handlerName), run(callId, event, isStart), settle(requestId, ok, value), fire(timerId, cancel).
@@ -34,6 +34,7 @@ const { stringify, parse } = JSON
 
 const pending = create(null)
 let nextRequest = 0
+let pendingCount = 0
 const timers = create(null)
 let nextTimer = 0
 let liveTimers = 0
@@ -69,14 +70,21 @@ function whenSettled(value, onValue, onError) {
   apply(promiseThen, new PromiseCtor((resolve) => resolve(value)), [onValue, onError])
 }
 
+// A task that never awaits its requests is refused here, before its arguments are copied out.
 function request(method, args) {
   return new PromiseCtor((resolve, reject) => {
+    if (pendingCount >= info.maxRequests) {
+      reject(taskError('task ' + stringify(info.name) + ' exceeded its limit requestsInFlight: ' + pendingCount + ' host calls are awaiting their answer, the most it may have', '${TASK_LIMIT}'))
+      return
+    }
     const id = ++nextRequest
     pending[id] = { resolve, reject }
+    pendingCount++
     try {
       hostRequest(id, method, args)
     } catch (e) {
       delete pending[id]
+      pendingCount--
       reject(e)
     }
   })
@@ -86,6 +94,7 @@ function settle(id, ok, value) {
   const waiter = pending[id]
   if (waiter === undefined) return
   delete pending[id]
+  pendingCount--
   if (ok) waiter.resolve(value)
   else waiter.reject(taskError(value.message, value.code))
 }

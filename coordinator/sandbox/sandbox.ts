@@ -50,6 +50,8 @@ export interface SandboxMetrics {
 
 /** Live timers per sandbox: each is a host timer plus an isolate entry per firing. */
 export const MAX_TIMERS = 64
+/** Host requests awaiting their answer per sandbox; one more is refused inside the isolate (COORD_TASK_LIMIT). */
+export const MAX_PENDING_REQUESTS = 1024
 /** A bundle's top-level code initializes its libraries once, so it gets at least this much CPU. */
 export const LOAD_CPU_FLOOR_MS = 1000
 
@@ -189,12 +191,14 @@ export class TaskSandbox {
   #installPrelude(): Entrypoints {
     const { taskName, version, config, host } = this.#opts
     const callbacks = [
-      new ivm.Callback((id: unknown, method: unknown, args: unknown) => this.#onRequest(id, method, args), { ignored: true }),
+      // Requests and log lines are synchronous: a task producing them in a loop waits for the host to
+      // take each one (back-pressure), instead of piling copies up in isolated-vm's queue.
+      new ivm.Callback((id: unknown, method: unknown, args: unknown) => this.#onRequest(id, method, args)),
       new ivm.Callback((callId: unknown, status: unknown, value: unknown) => this.#onDone(callId, status, value), { ignored: true }),
-      new ivm.Callback((level: unknown, message: unknown, fields: unknown) => forwardLog(host, level, message, fields), { ignored: true }),
+      new ivm.Callback((level: unknown, message: unknown, fields: unknown) => forwardLog(host, level, message, fields)),
       new ivm.Callback((op: unknown, id: unknown, delay: unknown, repeat: unknown) => this.#onTimer(op, id, delay, repeat), { ignored: true }),
       new ivm.Callback((op: unknown, value: unknown) => this.#cbor(op, value)),
-      toIsolate({ name: taskName, version, config, maxTimers: MAX_TIMERS }),
+      toIsolate({ name: taskName, version, config, maxTimers: MAX_TIMERS, maxRequests: MAX_PENDING_REQUESTS }),
     ]
     const prelude = this.#context.evalClosureSync(PRELUDE_SOURCE, callbacks, { filename: PRELUDE_FILENAME, result: { reference: true } })
     const get = (name: keyof Entrypoints): ivm.Reference => prelude.getSync(name, { reference: true })
@@ -303,8 +307,14 @@ export class TaskSandbox {
     }
     const finished = this.#finishedInEntry.splice(0)
     if (this.disposed) return { ok: false, reason: 'lost' }
-    this.#sampleHeap()
-    activation.cpuLeftMs -= Number(this.#isolate.cpuTime - before) / 1e6
+    try {
+      this.#sampleHeap()
+      activation.cpuLeftMs -= Number(this.#isolate.cpuTime - before) / 1e6
+    } catch {
+      // isolated-vm disposes an isolate at its memory limit from the isolate's thread; isDisposed may lag.
+      if (!this.#disposed) this.#lose(memoryError(this.#label, this.#opts.limits.memoryMb))
+      return { ok: false, reason: 'lost' }
+    }
     for (const settle of finished) settle()
     if (!entered.ok && entered.reason === 'timeout') activation.exceeded()
     else if (activation.cpuLeftMs <= 0) activation.exceeded()

@@ -2,7 +2,8 @@
 //
 //   npm run bench                         every figure
 //   npm run bench -- broker               one figure (broker | shadow | startup | outbox | task-latency |
-//                                         task-throughput | task-memory | task-isolation | swarm), or several;
+//                                         task-throughput | task-memory | task-isolation | task-containment |
+//                                         swarm), or several;
 //                                         with no name: broker, shadow, startup
 //   npm run bench -- broker --runs 7      flags after the names go to the figure scripts
 //   npm run bench -- --out results.json   also write the figures' JSON lines to a file
@@ -38,6 +39,7 @@ const FIGURES = {
   'task-throughput': 'task-throughput.mjs',
   'task-memory': 'task-memory.mjs',
   'task-isolation': 'task-isolation.mjs',
+  'task-containment': 'task-containment.mjs',
   swarm: 'swarm.mjs',
   rollout: 'rollout.mjs',
 }
