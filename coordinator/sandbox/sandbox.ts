@@ -38,6 +38,12 @@ export interface SandboxOptions {
    * spinning timer would burn a core forever without its failures ever counting.
    */
   onFault?: (error: SandboxError) => void
+  /**
+   * Requests of a kind the task may have awaiting the host; beyond, the isolate refuses them itself
+   * (COORD_TASK_LIMIT naming `limit` and the config `key`) and tell the host through
+   * `HostApi.limitReached` once each time the cap is reached.
+   */
+  requestCaps?: Partial<Record<'publish' | 'shadow' | 'invoke', { limit: string; max: number; key: string }>>
 }
 
 export interface SandboxMetrics {
@@ -198,7 +204,7 @@ export class TaskSandbox {
       new ivm.Callback((level: unknown, message: unknown, fields: unknown) => forwardLog(host, level, message, fields)),
       new ivm.Callback((op: unknown, id: unknown, delay: unknown, repeat: unknown) => this.#onTimer(op, id, delay, repeat), { ignored: true }),
       new ivm.Callback((op: unknown, value: unknown) => this.#cbor(op, value)),
-      toIsolate({ name: taskName, version, config, maxTimers: MAX_TIMERS, maxRequests: MAX_PENDING_REQUESTS }),
+      toIsolate({ name: taskName, version, config, maxTimers: MAX_TIMERS, maxRequests: MAX_PENDING_REQUESTS, caps: this.#opts.requestCaps ?? {} }),
     ]
     const prelude = this.#context.evalClosureSync(PRELUDE_SOURCE, callbacks, { filename: PRELUDE_FILENAME, result: { reference: true } })
     const get = (name: keyof Entrypoints): ivm.Reference => prelude.getSync(name, { reference: true })

@@ -66,6 +66,8 @@ export type TaskLimitName =
   | 'logBytesPerSecond'
   | 'shadowCallsInFlight'
   | 'invokeCallsInFlight'
+  /** Host requests of any kind awaiting their answer in one sandbox (MAX_PENDING_REQUESTS, not configurable). */
+  | 'requestsInFlight'
   | 'memoryBudgetMb'
 
 /**

@@ -3,7 +3,7 @@ import type { LocalBus } from '../broker/index.js'
 import type { ShadowRef } from '../protocol/index.js'
 import type { ShadowResult } from '../shadow/index.js'
 import type { HostApi, LogLevel, ShadowReply } from '../sandbox/index.js'
-import { payloadTooLarge, permissionDenied, taskLimit, TaskLimitError } from './errors.js'
+import { payloadTooLarge, permissionDenied, taskLimit, TaskLimitError, type TaskLimitName } from './errors.js'
 import type { TaskBudget } from './host-budget.js'
 import type { TaskLog } from './logs.js'
 import { selectDevices, type Decision, type DeviceLookup, type TaskGrants } from './permissions.js'
@@ -38,6 +38,11 @@ export interface HostApiDeps {
   /** Every COORD_TASK_LIMIT the task ran into, thrown into the isolate or not: it counts against the task. */
   onLimit(error: TaskLimitError): void
 }
+
+/** The caps an isolate applies itself and reports through limitReached. */
+const ISOLATE_CAPS: ReadonlyMap<string, TaskLimitName> = new Map<string, TaskLimitName>(
+  (['publishesInFlight', 'shadowCallsInFlight', 'invokeCallsInFlight', 'requestsInFlight'] as const).map((l) => [l, l]),
+)
 
 const LEVELS: ReadonlySet<string> = new Set<LogLevel>(['debug', 'info', 'warn', 'error'])
 
@@ -97,6 +102,12 @@ export function buildHostApi(deps: HostApiDeps): HostApi {
     invoke: async (target, payload) => {
       check('invoke', String(target), deps.grants.invoke(String(target)))
       return limited(() => deps.budget.invokeCalls.run(() => deps.invoke(target, payload)))
+    },
+    limitReached: (limit, count) => {
+      const name = ISOLATE_CAPS.get(limit)
+      if (name === undefined) throw new InvalidArgumentError(`unknown limit ${JSON.stringify(limit)}`)
+      const key = name === 'requestsInFlight' ? 'the sandbox allows no more' : `tasks.hostLimits.${name}`
+      deps.onLimit(taskLimit(deps.task, name, `${count} calls are awaiting the host, the most it may have; the sandbox refused the ones beyond`, key))
     },
     log: (level, message, fields) => {
       const dropped = deps.log.fromTask(deps.version, LEVELS.has(level) ? level : 'info', String(message), fields)

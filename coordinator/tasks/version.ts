@@ -4,10 +4,11 @@ import type { Logger } from '../core/log.js'
 import type { LocalBus } from '../broker/index.js'
 import { checkDigest, decodeBundle, resolveConfig, verifyBundleTrust, type DecodedBundle, type TaskManifest, type TrustPolicy } from '../protocol/index.js'
 import type { ShadowChangeListener } from '../shadow/index.js'
-import { TaskSandbox, type TaskEvent } from '../sandbox/index.js'
+import { TaskSandbox, type SandboxOptions, type TaskEvent } from '../sandbox/index.js'
 import { configInvalid } from './errors.js'
 import type { TaskLimitError } from './errors.js'
 import type { TaskBudget } from './host-budget.js'
+import type { HostLimits } from './limits.js'
 import { buildHostApi, type ShadowPort } from './host-api.js'
 import type { TaskLog } from './logs.js'
 import { TaskGrants, type DeviceLookup } from './permissions.js'
@@ -100,7 +101,7 @@ export async function loadVersion(ctx: VersionContext, spec: VersionSpec): Promi
     onBroken: (r) => ctx.onBroken(name, r),
     createSandbox: (onFault) => TaskSandbox.create({
       taskName: name, version: manifest.version, code, handler: manifest.handler, mode: manifest.mode,
-      limits: manifest.limits, host, config: spec.config, log: sandboxLog, onFault,
+      limits: manifest.limits, host, config: spec.config, log: sandboxLog, onFault, requestCaps: requestCaps(spec.budget.limits),
     }),
   })
   strikes.runner = runner
@@ -113,6 +114,15 @@ export async function loadVersion(ctx: VersionContext, spec: VersionSpec): Promi
   } catch (err) {
     await runner.dispose()
     throw err
+  }
+}
+
+/** The in-flight bounds the isolate applies itself, so a flood is refused before it crosses the bridge. */
+function requestCaps(l: HostLimits): SandboxOptions['requestCaps'] {
+  return {
+    publish: { limit: 'publishesInFlight', max: l.publishesInFlight, key: 'tasks.hostLimits.publishesInFlight' },
+    shadow: { limit: 'shadowCallsInFlight', max: l.shadowCallsInFlight, key: 'tasks.hostLimits.shadowCallsInFlight' },
+    invoke: { limit: 'invokeCallsInFlight', max: l.invokeCallsInFlight, key: 'tasks.hostLimits.invokeCallsInFlight' },
   }
 }
 
