@@ -61,7 +61,7 @@ export function describeTask(t: TaskInfo): string[] {
     `  mode       ${t.mode}, priority ${t.priority}`,
     `  triggers   ${describeTriggers(t.triggers)}`,
     `  installed  ${t.installedAt}`,
-    `  calls      ${m.calls} (failed ${m.failures}, timed out ${m.timeouts}, rejected ${m.rejected}), queued ${m.queueDepth}`,
+    `  calls      ${m.calls} (failed ${m.failures}, timed out ${m.timeouts}, rejected ${m.rejected}, over a host limit ${m.limited ?? 0}), queued ${m.queueDepth}`,
     `  usage      cpu ${m.cpuTimeMs} ms, heap ${m.heapUsedBytes} bytes`,
     ...(t.lastError === null ? [] : [`  last error ${t.lastError}`]),
   ]
