@@ -197,11 +197,11 @@ export class TaskSandbox {
   #installPrelude(): Entrypoints {
     const { taskName, version, config, host } = this.#opts
     const callbacks = [
-      new ivm.Callback((id: unknown, method: unknown, args: unknown) => this.#onRequest(id, method, args), { ignored: true }),
+      // Requests and log lines cross synchronously: a task producing them in a loop waits for the host
+      // to take each one (back-pressure) instead of piling copies up in isolated-vm's queue, and the
+      // prelude caps how many requests may await their answer.
+      new ivm.Callback((id: unknown, method: unknown, args: unknown) => this.#onRequest(id, method, args)),
       new ivm.Callback((callId: unknown, status: unknown, value: unknown) => this.#onDone(callId, status, value), { ignored: true }),
-      // Synchronous: a task logging in a loop waits for the host to take each line (and drop it past
-      // the task's intake) instead of piling copies up in isolated-vm's queue. Requests need not be:
-      // the prelude caps how many await the host.
       new ivm.Callback((level: unknown, message: unknown, fields: unknown) => forwardLog(host, level, message, fields)),
       new ivm.Callback((op: unknown, id: unknown, delay: unknown, repeat: unknown) => this.#onTimer(op, id, delay, repeat), { ignored: true }),
       new ivm.Callback((op: unknown, value: unknown) => this.#cbor(op, value)),
