@@ -42,7 +42,7 @@ const OUTBOX_FLOOR_BYTES = 4 * MiB
 
 /** The profile's limits, shaped like the config sections they fill (coordinator/config/schema.ts). */
 export interface ProfileLimits {
-  tasks: { maxConcurrentCalls: number; maxTasks: number; maxMemoryMb: number }
+  tasks: { maxConcurrentCalls: number; maxTasks: number; maxMemoryMb: number; memoryBudgetMb: number }
   broker: { concurrency: number; maxPacketBytes: number }
   cloud: { outbox: { maxBytes: number } }
   log: { maxBytes: number; maxFiles: number }
@@ -59,7 +59,7 @@ export function profileLimits(name: ProfileName, resources: BoardResources = {})
   const spec = PROFILES[name]
   const ramMb = resources.ramMb ?? spec.nominalRamMb
   return {
-    tasks: { maxConcurrentCalls: spec.maxConcurrentCalls, maxTasks: maxTasksFor(ramMb), maxMemoryMb: isolateMemoryFor(ramMb) },
+    tasks: { maxConcurrentCalls: spec.maxConcurrentCalls, maxTasks: maxTasksFor(ramMb), maxMemoryMb: isolateMemoryFor(ramMb), memoryBudgetMb: memoryBudgetFor(ramMb) },
     broker: { concurrency: spec.brokerConcurrency, maxPacketBytes: spec.brokerMaxPacketBytes },
     cloud: { outbox: { maxBytes: outboxBytesFor(spec, resources.storageBytes) } },
     log: { maxBytes: spec.logMaxBytes, maxFiles: spec.logMaxFiles },
@@ -72,6 +72,15 @@ export function profileLimits(name: ProfileName, resources: BoardResources = {})
  */
 function isolateMemoryFor(ramMb: number): number {
   return clamp(2 ** Math.floor(Math.log2(Math.max(1, ramMb / 8))), 32, 512)
+}
+
+/**
+ * The coordinator's own resident memory budget: 60% of RAM, leaving the rest to the kernel, its
+ * page cache (SQLite reads through it) and the system's services. A 512 MB Pi Zero 2 W shows about
+ * 430 MB to Linux, of which an idle Raspberry Pi OS Lite uses about 70 MB: 307 MB still fits.
+ */
+function memoryBudgetFor(ramMb: number): number {
+  return Math.max(128, Math.floor(ramMb * 0.6))
 }
 
 /** An idle isolate costs a few MB and a busy one its heap: one task per 64 MB of RAM, 4 to 64. */

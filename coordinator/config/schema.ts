@@ -217,6 +217,27 @@ export const configSchema = z.object({
     timerCpuMsPerSecond: z.number().int().min(1).max(1000),
     /** How long stop, replace and shutdown wait for running calls before disposing their isolates, in ms. */
     drainTimeoutMs: z.number().int().min(0).max(60_000),
+    /** Resident memory the whole coordinator may use, in MB: an install that could exceed it is refused; over it, the task with the largest heap is stopped. */
+    memoryBudgetMb: z.number().int().min(64).max(1_048_576),
+    /** What one task may hold on the host side of its sandbox, or push through it per second (COORD_TASK_LIMIT beyond). */
+    hostLimits: z.object({
+      /** Publishes a second; beyond it a publish waits (back-pressure), within the in-flight bounds. */
+      publishesPerSecond: z.number().int().min(1).max(1_000_000),
+      /** Publishes that may go at once before the rate applies. */
+      publishBurst: z.number().int().min(1).max(1_000_000),
+      /** Publishes waiting or being delivered; one more is refused. */
+      publishesInFlight: z.number().int().min(1).max(1_000_000),
+      /** Their payload bytes. */
+      publishBytesInFlight: z.number().int().min(1024).max(1024 * 1024 * 1024),
+      /** Log lines a second (bursts of twice as many); lines beyond are dropped and counted. */
+      logLinesPerSecond: z.number().int().min(1).max(1_000_000),
+      /** Log bytes (message and fields) a second. */
+      logBytesPerSecond: z.number().int().min(1024).max(1024 * 1024 * 1024),
+      /** Shadow calls awaiting their answer. */
+      shadowCallsInFlight: z.number().int().min(1).max(10_000),
+      /** ctx.invoke calls awaiting their answer. */
+      invokeCallsInFlight: z.number().int().min(1).max(10_000),
+    }).strict(),
   }).strict().superRefine((t, ctx) => {
     if (t.caps.maxConcurrent !== null && t.caps.maxConcurrent > t.maxConcurrentCalls) {
       ctx.addIssue({ code: 'custom', path: ['caps', 'maxConcurrent'], message: `expected at most tasks.maxConcurrentCalls (${t.maxConcurrentCalls}), got ${t.caps.maxConcurrent}` })
@@ -285,8 +306,12 @@ export const DEFAULTS: CoordinatorConfig = {
   web: { allowedHosts: [], allowedOrigins: [] },
   policies: [],
   shadow: { maxStateBytes: 8192, maxDepth: 6, maxRequestsPerSecondPerThing: 20, maxRequestBytes: null, maxMetadataBytes: null, maxNamedShadowsPerThing: 100 },
-  tasks: { trustedKeys: [], allowUnsigned: false, maxConcurrentCalls: 8, maxBundleBytes: 5 * 1024 * 1024, maxTasks: 64, maxMemoryMb: 512,
+  tasks: { trustedKeys: [], allowUnsigned: false, maxConcurrentCalls: 8, maxBundleBytes: 5 * 1024 * 1024, maxTasks: 64, maxMemoryMb: 512, memoryBudgetMb: 1024,
     maxBridgeBytes: 1024 * 1024, timerCpuMsPerSecond: 100, drainTimeoutMs: 5000,
+    hostLimits: {
+      publishesPerSecond: 200, publishBurst: 100, publishesInFlight: 100, publishBytesInFlight: 1024 * 1024,
+      logLinesPerSecond: 100, logBytesPerSecond: 64 * 1024, shadowCallsInFlight: 16, invokeCallsInFlight: 16,
+    },
     caps: { maxConcurrent: null, queueSize: 5000, cpuMsPerCall: 1000, wallMsPerCall: 30_000 },
   },
   cloud: {

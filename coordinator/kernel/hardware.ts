@@ -34,9 +34,9 @@ export async function connectHardware(config: CoordinatorConfig, shadows: Shadow
 
 /** The limits a board profile sets, as they stand after the config file had its say. */
 function limitsInForce(config: CoordinatorConfig): Record<string, unknown> {
-  const { maxConcurrentCalls, maxTasks, maxMemoryMb } = config.tasks
+  const { maxConcurrentCalls, maxTasks, maxMemoryMb, memoryBudgetMb } = config.tasks
   return {
-    tasks: { maxConcurrentCalls, maxTasks, maxMemoryMb },
+    tasks: { maxConcurrentCalls, maxTasks, maxMemoryMb, memoryBudgetMb },
     broker: { concurrency: config.broker.concurrency, maxPacketBytes: config.broker.maxPacketBytes },
     cloud: { outbox: { maxBytes: config.cloud.outbox.maxBytes } },
     log: { maxBytes: config.log.maxBytes, maxFiles: config.log.maxFiles },

@@ -21,6 +21,8 @@ export interface TaskMetrics {
   timeouts: number
   /** Calls refused because the task's queue was full. */
   rejected: number
+  /** Requests refused with COORD_TASK_LIMIT (host-side bounds), and log floods. */
+  limited: number
   queueDepth: number
   /** Calls holding one of the coordinator's global call slots now. */
   running: number

@@ -48,6 +48,7 @@ const REQUESTS: ReadonlyMap<string, Request> = new Map<string, Request>([
   ['kvDelete', (h, [key]) => h.kvDelete(text(key, 'state key'))],
   ['kvList', (h, [prefix]) => h.kvList(text(prefix, 'state key prefix'))],
   ['invoke', (h, [task, body]) => h.invoke(text(task, 'task name'), body)],
+  ['limitReached', async (h, [limit, count]) => h.limitReached?.(text(limit, 'limit'), typeof count === 'number' ? count : 0)],
 ])
 
 /** Runs one request from the isolate; never rejects, the outcome is settled into the isolate. */

@@ -113,7 +113,7 @@ export const disposedError = (task: string, why = 'the sandbox was disposed'): S
 export const resultError = (task: string, what: string, why: string): SandboxError =>
   new SandboxError('COORD_SANDBOX_RESULT', `task ${task}: the result of ${what} cannot leave the sandbox: ${clip(why)}`)
 
-/** A per-task bound on what a task pushes at the host; `limit` names the config key. */
+/** A per-task bound on what crosses the bridge or what the task makes the host hold; `limit` names it. */
 export const TASK_LIMIT = 'COORD_TASK_LIMIT'
 
 /**

@@ -12,7 +12,7 @@ import { BRIDGE_LIMIT, TASK_LIMIT, TIMER_LIMIT } from './errors.js'
  *   $2 log(level, message, fields) ignored
  *   $3 timer(op, id, delay, repeat) ignored: 'set' or 'clear'
  *   $4 cbor(op, value)             sync: {ok, value} or {ok: false, message, code}
- *   $5 {name, version, config, maxTimers, maxBridgeBytes}, a copy
+ *   $5 {name, version, config, maxTimers, maxBridgeBytes, maxRequests, caps}, a copy; caps: {publish|shadow|invoke: {limit, max, key}}
  *   $6 limit(what)                 ignored: a value leaving the isolate was refused for its size
  *
  * It returns the entry points the host calls (each host entry runs under a time limit):
@@ -58,6 +58,7 @@ const { stringify, parse } = JSON
 
 const pending = create(null)
 let nextRequest = 0
+let pendingCount = 0
 const timers = create(null)
 let nextTimer = 0
 let liveTimers = 0
@@ -193,23 +194,62 @@ function whenSettled(value, onValue, onError) {
   apply(promiseThen, new PromiseCtor((resolve) => resolve(value)), [onValue, onError])
 }
 
+// Which cap (info.caps) a request counts against.
+const KIND = freeze(Object.assign(create(null), { publish: 'publish', getShadow: 'shadow', updateShadow: 'shadow', deleteShadow: 'shadow', invoke: 'invoke' }))
+const caps = info.caps
+const inFlight = create(null)
+const reported = create(null)
+
+function limitError(limit, count, key) {
+  return taskError('task ' + stringify(info.name) + ' exceeded its limit ' + limit + ': ' + count + ' calls are awaiting the host, the most it may have' + (key === undefined ? '' : ' (' + key + ')'), '${TASK_LIMIT}')
+}
+
+// A task that does not await its requests is refused here, before their arguments are copied out
+// and without a host round trip each. The host hears of it once per time the cap is reached, and
+// counts it against the task (request id 0 expects no answer).
+function refuse(reject, kind, limit, count, key) {
+  if (!reported[kind]) {
+    reported[kind] = true
+    try { hostRequest(0, 'limitReached', [limit, count]) } catch {}
+  }
+  reject(limitError(limit, count, key))
+}
+
 function request(method, args) {
   return new PromiseCtor((resolve, reject) => {
+    if (pendingCount >= info.maxRequests) return refuse(reject, 'all', 'requestsInFlight', pendingCount)
+    const kind = KIND[method]
+    const cap = kind === undefined ? undefined : caps[kind]
+    const count = kind === undefined ? 0 : inFlight[kind] || 0
+    if (cap !== undefined && count >= cap.max) return refuse(reject, kind, cap.limit, count, cap.key)
     const id = ++nextRequest
-    pending[id] = { resolve, reject }
+    pending[id] = { resolve, reject, kind }
+    pendingCount++
+    if (kind !== undefined) inFlight[kind] = count + 1
     try {
       hostRequest(id, method, bounded(args, 'a ' + method + ' request'))
     } catch (e) {
-      delete pending[id]
+      release(id)
       reject(e)
     }
   })
 }
 
-function settle(id, ok, value) {
+function release(id) {
   const waiter = pending[id]
-  if (waiter === undefined) return
   delete pending[id]
+  pendingCount--
+  reported.all = false
+  if (waiter.kind !== undefined) {
+    inFlight[waiter.kind]--
+    reported[waiter.kind] = false
+  }
+  return waiter
+}
+
+function settle(id, ok, value) {
+  if (pending[id] === undefined) return
+  const waiter = release(id)
   if (ok) waiter.resolve(value)
   else waiter.reject(taskError(value.message, value.code))
 }

@@ -46,6 +46,12 @@ export interface SandboxOptions {
    * burn a core forever without its failures ever counting.
    */
   onFault?: (error: SandboxError | TaskLimitError) => void
+  /**
+   * Requests of a kind the task may have awaiting the host; beyond, the isolate refuses them itself
+   * (COORD_TASK_LIMIT naming `limit` and the config `key`) and tell the host through
+   * `HostApi.limitReached` once each time the cap is reached.
+   */
+  requestCaps?: Partial<Record<'publish' | 'shadow' | 'invoke', { limit: string; max: number; key: string }>>
 }
 
 export interface SandboxMetrics {
@@ -59,6 +65,8 @@ export interface SandboxMetrics {
 
 /** Live timers per sandbox: each is a host timer plus an isolate entry per firing. */
 export const MAX_TIMERS = 64
+/** Host requests awaiting their answer per sandbox; one more is refused inside the isolate (COORD_TASK_LIMIT). */
+export const MAX_PENDING_REQUESTS = 1024
 /** A bundle's top-level code initializes its libraries once, so it gets at least this much CPU. */
 export const LOAD_CPU_FLOOR_MS = 1000
 /** Its wall time is a multiple of that: on a busy gateway the load may get a small share of a core. */
@@ -223,12 +231,15 @@ export class TaskSandbox {
   #installPrelude(): Entrypoints {
     const { taskName, version, config, host } = this.#opts
     const callbacks = [
-      new ivm.Callback((id: unknown, method: unknown, args: unknown) => this.#onRequest(id, method, args), { ignored: true }),
+      // Requests and log lines cross synchronously: a task producing them in a loop waits for the host
+      // to take each one (back-pressure) instead of piling copies up in isolated-vm's queue, and the
+      // prelude caps how many requests may await their answer.
+      new ivm.Callback((id: unknown, method: unknown, args: unknown) => this.#onRequest(id, method, args)),
       new ivm.Callback((callId: unknown, status: unknown, value: unknown) => this.#onDone(callId, status, value), { ignored: true }),
-      new ivm.Callback((level: unknown, message: unknown, fields: unknown) => forwardLog(host, level, message, fields), { ignored: true }),
+      new ivm.Callback((level: unknown, message: unknown, fields: unknown) => forwardLog(host, level, message, fields)),
       new ivm.Callback((op: unknown, id: unknown, delay: unknown, repeat: unknown) => this.#onTimer(op, id, delay, repeat), { ignored: true }),
       new ivm.Callback((op: unknown, value: unknown) => this.#cbor(op, value)),
-      toIsolate({ name: taskName, version, config, maxTimers: MAX_TIMERS, maxBridgeBytes: this.#bounds.maxBridgeBytes }),
+      toIsolate({ name: taskName, version, config, maxTimers: MAX_TIMERS, maxBridgeBytes: this.#bounds.maxBridgeBytes, maxRequests: MAX_PENDING_REQUESTS, caps: this.#opts.requestCaps ?? {} }),
       new ivm.Callback((what: unknown) => this.#onLimit(what), { ignored: true }),
     ]
     const prelude = this.#context.evalClosureSync(PRELUDE_SOURCE, callbacks, { filename: PRELUDE_FILENAME, result: { reference: true } })
@@ -388,8 +399,15 @@ export class TaskSandbox {
     }
     const finished = this.#finishedInEntry.splice(0)
     if (this.disposed) return { ok: false, reason: 'lost' }
-    this.#sampleHeap()
-    const usedMs = cpuSince(this.#isolate, mark)
+    let usedMs: number
+    try {
+      this.#sampleHeap()
+      usedMs = cpuSince(this.#isolate, mark)
+    } catch {
+      // isolated-vm disposes an isolate at its memory limit from the isolate's thread; isDisposed may lag.
+      if (!this.#disposed) this.#lose(memoryError(this.#label, this.#opts.limits.memoryMb))
+      return { ok: false, reason: 'lost' }
+    }
     this.#cpuMs += usedMs
     activation.cpuUsedMs += usedMs
     activation.charged?.(usedMs)

@@ -33,6 +33,8 @@ export interface HostApi {
   /** Calls another task (permission `invoke`) and resolves with its handler's result. */
   invoke(taskName: string, payload: unknown): Promise<unknown>
   log(level: LogLevel, message: string, fields?: Record<string, unknown>): void
+  /** The isolate refused requests beyond a cap itself (SandboxOptions.requestCaps); `count` were awaiting the host. */
+  limitReached?(limit: string, count: number): void
 }
 
 /** A permission refusal; crosses into the sandbox as an Error with this code. */

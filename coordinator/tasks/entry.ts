@@ -1,7 +1,8 @@
 import type { Clock } from '../core/clock.js'
 import type { Logger } from '../core/log.js'
 import type { TaskInfo, TaskManifest, TaskState } from '../protocol/index.js'
-import { grantLimits } from './limits.js'
+import { TaskBudget } from './host-budget.js'
+import { grantLimits, type HostLimits } from './limits.js'
 import { TaskLog } from './logs.js'
 import type { ResolvedCaps } from './options.js'
 import { newCounters, type TaskCounters } from './runner.js'
@@ -27,9 +28,11 @@ export interface TaskEntry {
   readonly retiring: Map<LiveVersion, Promise<void>>
   readonly counters: TaskCounters
   readonly log: TaskLog
+  /** What the task holds at the host boundary, across its versions. */
+  readonly budget: TaskBudget
 }
 
-export function newEntry(row: TaskRow, manifest: TaskManifest, log: Logger, clock: Clock): TaskEntry {
+export function newEntry(row: TaskRow, manifest: TaskManifest, log: Logger, clock: Clock, hostLimits: HostLimits): TaskEntry {
   return {
     name: row.name,
     row,
@@ -39,7 +42,8 @@ export function newEntry(row: TaskRow, manifest: TaskManifest, log: Logger, cloc
     live: undefined,
     retiring: new Map(),
     counters: newCounters(),
-    log: new TaskLog(row.name, log, clock),
+    log: new TaskLog(row.name, log, clock, hostLimits),
+    budget: new TaskBudget(row.name, hostLimits, clock),
   }
 }
 
@@ -65,6 +69,7 @@ export function toTaskInfo(e: TaskEntry, caps: ResolvedCaps, running: number): T
       failures: e.counters.failures,
       timeouts: e.counters.timeouts,
       rejected: e.counters.rejected,
+      limited: e.counters.limited,
       queueDepth: versions.reduce((sum, v) => sum + v.runner.queueDepth, 0),
       running,
       cpuTimeMs: Math.round(cpu * 10) / 10,

@@ -11,6 +11,7 @@ export type TaskErrorCode =
   | 'COORD_TASK_NOT_INVOKABLE'
   | 'COORD_TASK_PAYLOAD_TOO_LARGE'
   | 'COORD_TASK_LIMIT_REACHED'
+  | 'COORD_TASK_LIMIT'
   | typeof PERMISSION_DENIED
 
 /**
@@ -56,6 +57,39 @@ export const permissionDenied = (task: string, action: string, target: string, r
 /** The coordinator runs as many tasks as its board's profile allows (tasks.maxTasks). */
 export const limitReached = (name: string, max: number): TaskError =>
   new TaskError('COORD_TASK_LIMIT_REACHED', `cannot install task ${quote(name)}: ${max} tasks are installed, the most this coordinator runs (tasks.maxTasks)`)
+
+/** The per-task bounds at the host boundary (tasks.hostLimits), and the runtime's memory budget. */
+export type TaskLimitName =
+  | 'publishesInFlight'
+  | 'publishBytesInFlight'
+  | 'logLinesPerSecond'
+  | 'logBytesPerSecond'
+  | 'shadowCallsInFlight'
+  | 'invokeCallsInFlight'
+  /** Host requests of any kind awaiting their answer in one sandbox (MAX_PENDING_REQUESTS, not configurable). */
+  | 'requestsInFlight'
+  | 'memoryBudgetMb'
+
+/**
+ * A task used more of a host-side resource than it is allowed. `limit` names the bound; inside the
+ * isolate only code and message survive, so the message names it too.
+ */
+export class TaskLimitError extends TaskError {
+  readonly limit: TaskLimitName
+
+  constructor(limit: TaskLimitName, message: string) {
+    super('COORD_TASK_LIMIT', message)
+    this.limit = limit
+  }
+
+  override toJSON(): ReturnType<TaskError['toJSON']> & { limit: TaskLimitName } {
+    return { ...super.toJSON(), limit: this.limit }
+  }
+}
+
+/** `what`: the amount that did not fit, e.g. '64 publishes in flight'; `key`: the config key that sets it. */
+export const taskLimit = (task: string, limit: TaskLimitName, what: string, key = `tasks.hostLimits.${limit}`): TaskLimitError =>
+  new TaskLimitError(limit, `task ${quote(task)} exceeded its limit ${limit}: ${what} (${key})`)
 
 export const payloadTooLarge = (what: string, bytes: number, max: number): TaskError =>
   new TaskError('COORD_TASK_PAYLOAD_TOO_LARGE', `${what} is ${bytes} bytes; the limit is ${max} bytes`)

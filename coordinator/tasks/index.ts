@@ -1,6 +1,7 @@
 export { TaskService } from './task-service.js'
 export { TASK_CAP_DEFAULTS, TASK_SERVICE_DEFAULTS, type TaskCaps, type TaskServiceOptions, type TaskLimits } from './options.js'
-export { TaskError, type TaskErrorCode } from './errors.js'
+export { TaskError, TaskLimitError, type TaskErrorCode, type TaskLimitName } from './errors.js'
+export { HOST_LIMIT_DEFAULTS, type HostLimits } from './limits.js'
 export { RESTART_DEFAULTS, type RestartPolicy } from './restart-policy.js'
 export { MAX_PUBLISH_BYTES } from './host-api.js'
 export { KV_LIMITS } from './task-store.js'

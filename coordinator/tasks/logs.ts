@@ -2,6 +2,8 @@ import type { Clock } from '../core/clock.js'
 import type { Logger } from '../core/log.js'
 import type { TaskLogEntry } from '../protocol/index.js'
 import type { LogLevel } from '../sandbox/index.js'
+import type { TaskLimitName } from './errors.js'
+import { TokenBucket } from './host-budget.js'
 
 /**
  * One line of a task's log: what its code said (`task`) or what happened to it (`lifecycle`).
@@ -24,6 +26,10 @@ export type LogListener = (entry: LogEntry) => void
 export const LOG_DEFAULTS = Object.freeze({
   /** Entries kept per task for `logs` and late followers. */
   capacity: 1000,
+  /** Characters (messages and fields) the ring may hold per task, whatever the number of entries. */
+  ringChars: 512 * 1024,
+  /** Lines dropped at the intake are reported in one entry per this interval. */
+  dropReportMs: 1000,
   /** Longest message kept, in characters. */
   maxMessageChars: 2000,
   /** Largest `fields` object kept, as JSON characters. */
@@ -33,11 +39,18 @@ export const LOG_DEFAULTS = Object.freeze({
   sinkBurst: 200,
 })
 
+/** What a task may log: lines and bytes a second (tasks.hostLimits.logLinesPerSecond|logBytesPerSecond). */
+export interface LogIntake {
+  logLinesPerSecond: number
+  logBytesPerSecond: number
+}
+
 /**
  * A task's log: a bounded ring buffer with followers, mirrored to the daemon's logger tagged with
- * task and version. Task-authored lines reach the daemon log through a token bucket, because a task
- * logging in a loop must not fill the SD card (greengrass-nucleus #1649); the ring buffer still
- * receives every line.
+ * task and version. Task-authored lines first pass the task's intake (lines and bytes a second);
+ * lines beyond it are dropped before any work is done for them and reported as one
+ * "dropped N lines" entry a second. The lines kept reach the daemon log through a second token
+ * bucket, because a task logging in a loop must not fill the SD card (greengrass-nucleus #1649).
  */
 export class TaskLog {
   readonly #task: string
@@ -49,20 +62,37 @@ export class TaskLog {
   #tokens: number = LOG_DEFAULTS.sinkBurst
   #refilledAt: number
   #suppressed = 0
+  readonly #lines: TokenBucket
+  readonly #bytes: TokenBucket
+  /** Characters held by the ring, next to each entry's size. */
+  #ringChars = 0
+  readonly #sizes: number[] = []
+  #dropped = 0
+  #droppedBy: TaskLimitName = 'logLinesPerSecond'
+  #dropVersion = ''
+  #dropReport: NodeJS.Timeout | undefined
 
-  constructor(task: string, log: Logger, clock: Clock) {
+  constructor(task: string, log: Logger, clock: Clock, intake: LogIntake) {
     this.#task = task
     this.#log = log
     this.#clock = clock
     this.#refilledAt = clock.now()
+    this.#lines = new TokenBucket(intake.logLinesPerSecond, 2 * intake.logLinesPerSecond, clock)
+    this.#bytes = new TokenBucket(intake.logBytesPerSecond, 2 * intake.logBytesPerSecond, clock)
   }
 
-  /** A line the task's code wrote with ctx.log. */
-  fromTask(version: string, level: LogLevel, message: string, fields?: Record<string, unknown>): void {
-    const entry = this.#entry(version, 'task', level, message, fields)
-    this.#keep(entry)
+  /**
+   * A line the task's code wrote with ctx.log. Returns the limit it was dropped by when it is the
+   * first line dropped since the last report, so the caller counts one offence per report.
+   */
+  fromTask(version: string, level: LogLevel, message: string, fields?: Record<string, unknown>): TaskLimitName | undefined {
+    if (!this.#lines.take()) return this.#drop(version, 'logLinesPerSecond')
+    const [entry, size] = this.#entry(version, 'task', level, message, fields)
+    if (!this.#bytes.take(size)) return this.#drop(version, 'logBytesPerSecond')
+    this.#keep(entry, size)
     if (this.#takeToken()) this.#sink(entry)
     else this.#suppressed++
+    return undefined
   }
 
   /**
@@ -70,8 +100,8 @@ export class TaskLog {
    * task or its traffic can repeat at will (refusals) pass `throttled` so they share the rate limit.
    */
   lifecycle(version: string, level: LogLevel, message: string, fields?: Record<string, unknown>, throttled = false): void {
-    const entry = this.#entry(version, 'lifecycle', level, message, fields)
-    this.#keep(entry)
+    const [entry, size] = this.#entry(version, 'lifecycle', level, message, fields)
+    this.#keep(entry, size)
     if (!throttled || this.#takeToken()) this.#sink(entry)
     else this.#suppressed++
   }
@@ -86,16 +116,39 @@ export class TaskLog {
     return () => this.#listeners.delete(listener)
   }
 
-  #entry(version: string, source: LogEntry['source'], level: LogLevel, message: string, fields?: Record<string, unknown>): LogEntry {
+  /** The entry and its size in characters (message and fields), as the ring and the intake count it. */
+  #entry(version: string, source: LogEntry['source'], level: LogLevel, message: string, fields?: Record<string, unknown>): [LogEntry, number] {
     const entry: LogEntry = { time: new Date(this.#clock.now()).toISOString(), level, msg: clip(message), task: this.#task, version, source }
     const kept = fields === undefined ? undefined : boundFields(fields)
-    if (kept !== undefined) entry.fields = kept
-    return entry
+    if (kept !== undefined) entry.fields = kept.fields
+    return [entry, entry.msg.length + (kept?.chars ?? 0)]
   }
 
-  #keep(entry: LogEntry): void {
+  #drop(version: string, limit: TaskLimitName): TaskLimitName | undefined {
+    this.#dropped++
+    this.#droppedBy = limit
+    this.#dropVersion = version
+    if (this.#dropReport !== undefined) return undefined
+    this.#dropReport = setTimeout(() => this.#reportDropped(), LOG_DEFAULTS.dropReportMs)
+    this.#dropReport.unref()
+    return limit
+  }
+
+  #reportDropped(): void {
+    this.#dropReport = undefined
+    const dropped = this.#dropped
+    this.#dropped = 0
+    this.lifecycle(this.#dropVersion, 'warn', `dropped ${dropped} lines`, { dropped, limit: this.#droppedBy })
+  }
+
+  #keep(entry: LogEntry, size: number): void {
     this.#ring.push(entry)
-    if (this.#ring.length > LOG_DEFAULTS.capacity) this.#ring.shift()
+    this.#sizes.push(size)
+    this.#ringChars += size
+    while (this.#ring.length > LOG_DEFAULTS.capacity || (this.#ringChars > LOG_DEFAULTS.ringChars && this.#ring.length > 1)) {
+      this.#ring.shift()
+      this.#ringChars -= this.#sizes.shift() ?? 0
+    }
     for (const listener of this.#listeners) {
       try {
         listener(entry)
@@ -132,13 +185,13 @@ function clip(message: string): string {
 }
 
 /** Keeps fields only when they serialize to a reasonable size; a huge object is replaced by a note. */
-function boundFields(fields: Record<string, unknown>): Record<string, unknown> | undefined {
+function boundFields(fields: Record<string, unknown>): { fields: Record<string, unknown>; chars: number } | undefined {
   let json: string | undefined
   try {
     json = JSON.stringify(fields)
   } catch {
-    return { unserializable: true }
+    return { fields: { unserializable: true }, chars: 20 }
   }
   if (json === undefined) return undefined
-  return json.length <= LOG_DEFAULTS.maxFieldsChars ? fields : { truncated: true, chars: json.length }
+  return json.length <= LOG_DEFAULTS.maxFieldsChars ? { fields, chars: json.length } : { fields: { truncated: true, chars: json.length }, chars: 30 }
 }

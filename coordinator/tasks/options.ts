@@ -6,6 +6,7 @@ import type { LocalBus } from '../broker/index.js'
 import type { ShadowService } from '../shadow/index.js'
 import type { DeviceStore, Db } from '../store/index.js'
 import type { SandboxBounds } from '../sandbox/index.js'
+import type { HostLimits } from './limits.js'
 import type { RestartPolicy } from './restart-policy.js'
 
 export interface TaskServiceOptions {
@@ -30,6 +31,8 @@ export interface TaskServiceOptions {
   limits?: TaskLimits
   /** Ceilings on what a manifest's limits may ask (config `tasks.caps`); TASK_CAP_DEFAULTS otherwise. */
   caps?: Partial<TaskCaps>
+  /** Per-task bounds at the host boundary; HOST_LIMIT_DEFAULTS for any left out. */
+  hostLimits?: Partial<HostLimits>
   /**
    * Digests whose files must survive pruning although no task row names them: bundles a
    * deployment has staged, and the previous set it may have to roll back to without network.
@@ -40,6 +43,8 @@ export interface TaskServiceOptions {
 export interface TaskLimits {
   maxTasks: number
   maxMemoryMb: number
+  /** Resident memory the whole coordinator may use (MB): installs that could exceed it are refused, and over it the largest task is stopped. */
+  memoryBudgetMb?: number
 }
 
 /**
@@ -80,4 +85,9 @@ export function validateOptions(opts: TaskServiceOptions): void {
   const { maxBridgeBytes, timerCpuMsPerSecond } = opts.bounds ?? {}
   if (maxBridgeBytes !== undefined && !(Number.isInteger(maxBridgeBytes) && maxBridgeBytes >= 1)) throw new InvalidArgumentError('bounds.maxBridgeBytes must be an integer >= 1')
   if (timerCpuMsPerSecond !== undefined && !(timerCpuMsPerSecond > 0)) throw new InvalidArgumentError('bounds.timerCpuMsPerSecond must be > 0')
+  for (const [key, value] of Object.entries(opts.hostLimits ?? {})) {
+    if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`hostLimits.${key} must be an integer >= 1`)
+  }
+  const budget = opts.limits?.memoryBudgetMb
+  if (budget !== undefined && (!Number.isInteger(budget) || budget < 1)) throw new InvalidArgumentError('limits.memoryBudgetMb must be an integer >= 1')
 }

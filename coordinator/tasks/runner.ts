@@ -3,7 +3,7 @@ import type { Clock } from '../core/clock.js'
 import { ClosedError } from '../core/errors.js'
 import type { TaskEvent } from '../sandbox/index.js'
 import type { CallSlots } from './call-slots.js'
-import { describeError, queueFull, taskBroken } from './errors.js'
+import { describeError, queueFull, taskBroken, type TaskLimitError } from './errors.js'
 import type { TaskLog } from './logs.js'
 import { FailureStreak, type RestartPolicy } from './restart-policy.js'
 
@@ -21,11 +21,13 @@ export interface TaskCounters {
   failures: number
   timeouts: number
   rejected: number
+  /** Requests refused with COORD_TASK_LIMIT (publishes, shadow and invoke calls), and log floods. */
+  limited: number
   /** CPU time of sandboxes already disposed. */
   retiredCpuMs: number
 }
 
-export const newCounters = (): TaskCounters => ({ calls: 0, failures: 0, timeouts: 0, rejected: 0, retiredCpuMs: 0 })
+export const newCounters = (): TaskCounters => ({ calls: 0, failures: 0, timeouts: 0, rejected: 0, limited: 0, retiredCpuMs: 0 })
 
 export interface RunnerOptions {
   task: string
@@ -57,6 +59,9 @@ interface Pause {
   release(): void
 }
 
+/** Limits hit while no call runs (timers, background work) count as at most one failure per this interval. */
+export const LIMIT_STRIKE_MS = 1000
+
 const codeOf = (err: unknown): string | undefined => {
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' ? code : undefined
@@ -85,6 +90,10 @@ export class TaskRunner {
   #waiting = 0
   #inFlight = 0
   #pause: Pause | undefined
+  /** Limits hit so far, and the last one: a call during which the count moved counts as failed. */
+  #strikes = 0
+  #strike: TaskLimitError | undefined
+  #backgroundStrikeAt = -Infinity
 
   private constructor(opts: RunnerOptions) {
     this.version = opts.version
@@ -134,6 +143,32 @@ export class TaskRunner {
     return this.#queue.add(() => this.#run(event, nested), { throwOnTimeout: true })
   }
 
+  /**
+   * The task ran into one of its host-side limits. While calls run, it is theirs: each call that
+   * was running counts as failed even if it caught the error. Outside any call it is a failure of
+   * its own, at most one per LIMIT_STRIKE_MS, so a flood is one offence and not thousands.
+   */
+  limitExceeded(err: TaskLimitError): void {
+    this.#o.counters.limited++
+    this.#o.log.lifecycle(this.version, 'warn', 'limit exceeded', { limit: err.limit, error: err.message }, true)
+    if (this.#state !== 'running') return
+    this.#strikes++
+    this.#strike = err
+    if (this.#inFlight > 0) return
+    const now = this.#o.clock.now()
+    if (now - this.#backgroundStrikeAt < LIMIT_STRIKE_MS) return
+    this.#backgroundStrikeAt = now
+    this.#failed(err, this.#sandbox, 'limit exceeded outside a call')
+  }
+
+  /** Ends the task now, without a streak: the runtime as a whole cannot afford it (memory budget). */
+  stopFor(err: TaskLimitError): void {
+    if (this.#state !== 'running') return
+    this.#o.counters.failures++
+    this.#lastError = describeError(err)
+    this.#markBroken('task stopped: the coordinator is over its memory budget')
+  }
+
   /** Resolves true once every accepted call has settled, false if `timeoutMs` passed first. */
   async drain(timeoutMs: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined
@@ -170,9 +205,12 @@ export class TaskRunner {
     started.value = true
     this.#waiting--
     this.#inFlight++
+    const strikes = this.#strikes
     try {
       const result = await sandbox.call(event)
-      this.#streak.success()
+      const strike = this.#strike
+      if (this.#strikes === strikes || strike === undefined) this.#streak.success()
+      else this.#failed(strike, sandbox, 'call exceeded a limit')
       return result
     } catch (err) {
       this.#failed(err, sandbox)
@@ -255,11 +293,11 @@ export class TaskRunner {
     }
   }
 
-  #markBroken(): void {
+  #markBroken(why = 'task marked broken after repeated failures'): void {
     this.#state = 'broken'
     this.#release()
     void this.#retire(this.#sandbox)
-    this.#o.log.lifecycle(this.version, 'error', 'task marked broken after repeated failures', { lastError: this.#lastError })
+    this.#o.log.lifecycle(this.version, 'error', why, { lastError: this.#lastError })
     this.#o.onBroken(this)
   }
 

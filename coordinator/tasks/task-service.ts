@@ -9,7 +9,8 @@ import type { LogEntry } from './logs.js'
 import { TASK_SERVICE_DEFAULTS, resolveCaps, validateOptions, type ResolvedCaps, type TaskServiceOptions } from './options.js'
 import { RESTART_DEFAULTS } from './restart-policy.js'
 import type { TaskRunner } from './runner.js'
-import { checkLimits } from './limits.js'
+import { checkLimits, checkMemoryBudget, HOST_LIMIT_DEFAULTS, type HostLimits } from './limits.js'
+import { MemoryWatch, type MemoryCandidate } from './memory-budget.js'
 import { KeyedSerial } from './serial.js'
 import { TaskStore, type TaskRow } from './task-store.js'
 import { checkExpected, loadVersion, shutdownVersion, taskConfig, verifyBundle, type LiveVersion, type VersionContext } from './version.js'
@@ -33,6 +34,8 @@ export class TaskService {
   readonly #serial = new KeyedSerial()
   /** Digests whose files are written but whose rows are not yet: pruning must spare them. */
   readonly #installing: string[] = []
+  readonly #hostLimits: HostLimits
+  readonly #memory: MemoryWatch | undefined
   #started = false
   #closed = false
   #closing: Promise<void> | undefined
@@ -45,6 +48,9 @@ export class TaskService {
     this.#files = new BundleFiles(opts.bundleDir)
     this.#caps = resolveCaps(opts)
     this.#slots = new CallSlots(opts.maxConcurrentCalls, this.#caps.maxConcurrent)
+    this.#hostLimits = { ...HOST_LIMIT_DEFAULTS, ...opts.hostLimits }
+    const budgetMb = opts.limits?.memoryBudgetMb
+    this.#memory = budgetMb === undefined ? undefined : new MemoryWatch({ budgetMb, log: opts.log, candidates: () => this.#memoryCandidates() })
     this.#ctx = {
       bus: opts.bus, shadows: opts.shadows, devices: opts.devices, store: this.#store,
       slots: this.#slots, caps: this.#caps,
@@ -62,6 +68,7 @@ export class TaskService {
     await this.#files.removeTemporaries()
     for (const row of this.#store.list()) await this.#exclusive(row.name, () => this.#restore(row))
     await this.#prune()
+    this.#memory?.start()
   }
 
   /** Stops triggers, lets accepted calls finish (up to drainTimeoutMs), disposes every sandbox. */
@@ -101,6 +108,7 @@ export class TaskService {
       this.#entries.delete(name)
       await this.#shutdown(entry)
       await Promise.all(entry.retiring.values())
+      entry.budget.close()
       this.#store.remove(name)
       entry.log.lifecycle(entry.manifest.version, 'info', 'task removed')
       await this.#prune()
@@ -168,6 +176,8 @@ export class TaskService {
     const { manifest, digest } = bundle
     const existing = this.#entries.get(manifest.name)
     if (this.#o.limits !== undefined) checkLimits(manifest, existing === undefined ? this.#entries.size : null, this.#o.limits)
+    // Before the bundle is written or an isolate built: refusing is cheap, loading is not.
+    if (this.#memory !== undefined && this.#o.limits?.memoryBudgetMb !== undefined) checkMemoryBudget(manifest, this.#memory.rssBytes(), this.#o.limits.memoryBudgetMb)
     // Without new overrides an upgrade keeps the operator's; `{}` resets them.
     const overrides = (config ?? existing?.row.config ?? {}) as Record<string, unknown>
     if (existing?.state === 'running' && existing.row.digest === digest && sameJson(existing.row.config, overrides)) return this.#info(existing)
@@ -176,7 +186,7 @@ export class TaskService {
       name: manifest.name, digest, signer: bundle.signer?.keyId ?? null, manifest: JSON.stringify(manifest),
       config: overrides, desired: 'running', installedAt: this.#o.clock.now(),
     }
-    const entry = existing ?? newEntry(row, manifest, this.#o.log, this.#o.clock)
+    const entry = existing ?? newEntry(row, manifest, this.#o.log, this.#o.clock, this.#hostLimits)
     this.#installing.push(digest)
     try {
       await this.#files.write(digest, bytes)
@@ -199,7 +209,7 @@ export class TaskService {
   /** A first install that fails leaves nothing behind, not even state its start() wrote. */
   async #loadNew(entry: TaskEntry, bundle: DecodedBundle, config: Record<string, unknown>, first: boolean): Promise<LiveVersion> {
     try {
-      return await loadVersion(this.#ctx, { bundle, config, counters: entry.counters, taskLog: entry.log })
+      return await loadVersion(this.#ctx, { bundle, config, counters: entry.counters, taskLog: entry.log, budget: entry.budget })
     } catch (err) {
       if (first) this.#store.clearKv(entry.name)
       entry.log.lifecycle(bundle.manifest.version, 'error', 'install failed; the installed version keeps running', { error: describeError(err) })
@@ -213,7 +223,7 @@ export class TaskService {
     const mismatch = checkDigest(bundle, entry.row.digest)
     if (mismatch !== null) throw mismatch
     const config = taskConfig(bundle.manifest, entry.row.config)
-    return loadVersion(this.#ctx, { bundle, config, counters: entry.counters, taskLog: entry.log })
+    return loadVersion(this.#ctx, { bundle, config, counters: entry.counters, taskLog: entry.log, budget: entry.budget })
   }
 
   /**
@@ -221,7 +231,7 @@ export class TaskService {
    * registered (restore()) keeps its log and counters; its old version stops if the row's fails.
    */
   async #restore(row: TaskRow, existing?: TaskEntry): Promise<void> {
-    const entry = existing ?? newEntry(row, JSON.parse(row.manifest) as TaskManifest, this.#o.log, this.#o.clock)
+    const entry = existing ?? newEntry(row, JSON.parse(row.manifest) as TaskManifest, this.#o.log, this.#o.clock, this.#hostLimits)
     entry.row = row
     entry.manifest = JSON.parse(row.manifest) as TaskManifest
     try {
@@ -288,8 +298,18 @@ export class TaskService {
     return entry.live.runner.call(event, nested)
   }
 
+  /** Running tasks' live versions, for the memory watch. */
+  *#memoryCandidates(): Iterable<MemoryCandidate> {
+    for (const entry of this.#entries.values()) {
+      const runner = entry.live?.runner
+      if (entry.state !== 'running' || runner === undefined) continue
+      yield { name: entry.name, heapUsedBytes: runner.sandboxMetrics().heapUsedBytes, stop: (err) => runner.stopFor(err) }
+    }
+  }
+
   async #close(): Promise<void> {
     this.#closed = true
+    this.#memory?.close()
     await this.#serial.idle()
     const entries = [...this.#entries.values()]
     await Promise.all(entries.map((e) => this.#shutdown(e)))

@@ -3,9 +3,12 @@ import type { Logger } from '../core/log.js'
 import type { LocalBus } from '../broker/index.js'
 import { checkDigest, decodeBundle, resolveConfig, verifyBundleTrust, type DecodedBundle, type TaskManifest, type TrustPolicy } from '../protocol/index.js'
 import type { ShadowChangeListener } from '../shadow/index.js'
-import { TaskSandbox, type SandboxBounds, type TaskEvent } from '../sandbox/index.js'
+import { TaskSandbox, type SandboxBounds, type SandboxOptions, type TaskEvent } from '../sandbox/index.js'
 import type { CallSlots } from './call-slots.js'
 import { configInvalid } from './errors.js'
+import type { TaskLimitError } from './errors.js'
+import type { TaskBudget } from './host-budget.js'
+import type { HostLimits } from './limits.js'
 import { buildHostApi, type ShadowPort } from './host-api.js'
 import type { TaskLog } from './logs.js'
 import { grantLimits, trimmedLimits } from './limits.js'
@@ -47,6 +50,7 @@ export interface VersionSpec {
   config: Record<string, unknown>
   counters: TaskCounters
   taskLog: TaskLog
+  budget: TaskBudget
 }
 
 /** Decode (size, envelope, signature, manifest) and trust, in that order; BundleErrors pass through. */
@@ -89,9 +93,12 @@ export async function loadVersion(ctx: VersionContext, spec: VersionSpec): Promi
   const { manifest, code } = spec.bundle
   const name = manifest.name
   const grants = new TaskGrants(name, manifest.permissions)
+  // The host API exists before its runner (the sandbox is built with it); limits reach the runner once it does.
+  const strikes: { runner?: TaskRunner } = {}
   const host = buildHostApi({
     task: name, version: manifest.version, grants, bus: ctx.bus, shadows: ctx.shadows, devices: ctx.devices,
     store: ctx.store, log: spec.taskLog, invoke: (target, payload) => ctx.invoke(name, target, payload),
+    budget: spec.budget, onLimit: (err: TaskLimitError) => strikes.runner?.limitExceeded(err),
   })
   const sandboxLog = ctx.log.child({ task: name, version: manifest.version })
   const limits = grantLimits(manifest.limits, ctx.caps)
@@ -103,9 +110,10 @@ export async function loadVersion(ctx: VersionContext, spec: VersionSpec): Promi
     onBroken: (r) => ctx.onBroken(name, r), keepAlive: manifest.mode === 'long-lived',
     createSandbox: (onFault) => TaskSandbox.create({
       taskName: name, version: manifest.version, code, handler: manifest.handler, mode: manifest.mode,
-      limits, bounds: ctx.bounds, host, config: spec.config, log: sandboxLog, onFault,
+      limits, bounds: ctx.bounds, host, config: spec.config, log: sandboxLog, onFault, requestCaps: requestCaps(spec.budget.limits),
     }),
   })
+  strikes.runner = runner
   try {
     const triggers = await bindTriggers({
       triggers: manifest.triggers, grants, bus: ctx.bus, shadows: ctx.shadows, devices: ctx.devices, clock: ctx.clock,
@@ -115,6 +123,15 @@ export async function loadVersion(ctx: VersionContext, spec: VersionSpec): Promi
   } catch (err) {
     await runner.dispose()
     throw err
+  }
+}
+
+/** The in-flight bounds the isolate applies itself, so a flood is refused before it crosses the bridge. */
+function requestCaps(l: HostLimits): SandboxOptions['requestCaps'] {
+  return {
+    publish: { limit: 'publishesInFlight', max: l.publishesInFlight, key: 'tasks.hostLimits.publishesInFlight' },
+    shadow: { limit: 'shadowCallsInFlight', max: l.shadowCallsInFlight, key: 'tasks.hostLimits.shadowCallsInFlight' },
+    invoke: { limit: 'invokeCallsInFlight', max: l.invokeCallsInFlight, key: 'tasks.hostLimits.invokeCallsInFlight' },
   }
 }
 

@@ -63,7 +63,7 @@ export function describeTask(t: TaskInfo): string[] {
     `  triggers   ${describeTriggers(t.triggers)}`,
     `  installed  ${t.installedAt}`,
     `  limits     ${describeGranted(t.limits.requested, t.limits.granted)}`,
-    `  calls      ${m.calls} (failed ${m.failures}, of which timed out ${m.timeouts}; rejected ${m.rejected}), running ${m.running}, queued ${m.queueDepth}`,
+    `  calls      ${m.calls} (failed ${m.failures}, of which timed out ${m.timeouts}; rejected ${m.rejected}, over a host limit ${m.limited ?? 0}), running ${m.running}, queued ${m.queueDepth}`,
     `  usage      cpu ${m.cpuTimeMs} ms, heap ${m.heapUsedBytes} bytes`,
     ...(t.lastError === null ? [] : [`  last error ${t.lastError}`]),
   ]

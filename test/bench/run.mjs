@@ -39,6 +39,7 @@ const FIGURES = {
   'task-isolation': 'task-isolation.mjs',
   'task-fairness': 'task-fairness.mjs',
   'task-cpu-limit': 'task-cpu-limit.mjs',
+  'task-containment': 'task-containment.mjs',
   swarm: 'swarm.mjs',
   rollout: 'rollout.mjs',
   'db-check': 'db-check.mjs',

@@ -49,9 +49,10 @@ export function plainHandler(body, bus) {
 
 /**
  * Starts the stack in `dataDir`. `policies` / `anonymousPolicies` as in the coordinator's config;
- * `restart` overrides the restart policy, `caps` the tasks.caps the manifests' limits are granted up to.
+ * `restart` overrides the restart policy, `caps` the tasks.caps the manifests' limits are granted up to;
+ * `serviceOptions` go to TaskService as they are.
  */
-export async function startTaskStack({ dataDir, maxConcurrentCalls = 8, policies = [], anonymousPolicies = [], restart, caps, maxBundleBytes = 5 * 1024 * 1024 }) {
+export async function startTaskStack({ dataDir, maxConcurrentCalls = 8, policies = [], anonymousPolicies = [], restart, caps, maxBundleBytes = 5 * 1024 * 1024, serviceOptions = {} }) {
   const log = silentLogger()
   const db = openDatabase(join(dataDir, 'coordinator.db'))
   const brokerDb = openDatabase(join(dataDir, 'broker.db'), { synchronous: 'normal' })
@@ -70,7 +71,7 @@ export async function startTaskStack({ dataDir, maxConcurrentCalls = 8, policies
   await shadows.start()
   const service = new TaskService({
     db, bundleDir: join(dataDir, 'bundles'), bus: broker, shadows, devices, trust: { trustedKeys: [], allowUnsigned: true },
-    maxConcurrentCalls, maxBundleBytes, clock: systemClock, log, ...(restart === undefined ? {} : { restart }), ...(caps === undefined ? {} : { caps }),
+    maxConcurrentCalls, maxBundleBytes, clock: systemClock, log, ...(restart === undefined ? {} : { restart }), ...(caps === undefined ? {} : { caps }), ...serviceOptions,
   })
   await service.start()
   const listeners = []

@@ -12,11 +12,11 @@ import { Encoder } from 'cbor-x'
 import type { MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bundleDigest, keyId, type TaskInfo, type TaskManifestInput } from '../../coordinator/protocol/index.js'
-import type { LogEntry } from '../../coordinator/tasks/index.js'
+import type { HostLimits, LogEntry } from '../../coordinator/tasks/index.js'
 import { startDaemon, type Daemon } from '../helpers/daemon.js'
 import { edgeTaskOk } from '../helpers/edge-task.js'
 import { connect } from '../helpers/mqtt.js'
-import { bundle, echoBody, ed25519Keys, iife, manifest } from '../helpers/tasks.js'
+import { bundle, echoBody, ed25519Keys, eventually, iife, manifest, taskHarness, type TaskHarness } from '../helpers/tasks.js'
 import { tempDir } from '../helpers/tmp.js'
 
 const MAX_BUNDLE_BYTES = 256 * 1024
@@ -419,4 +419,196 @@ describe('shutdown while a task spins', () => {
       if (daemon.child.exitCode === null) daemon.child.kill('SIGKILL')
     }
   }, 60_000)
+})
+
+/**
+ * What a task makes the host hold or do for it is bounded per task (tasks.hostLimits), on a real
+ * TaskService with real isolates and a real broker and shadow service; small limits so a test
+ * reaches them with a few hundred requests. Each bound reached is COORD_TASK_LIMIT naming the
+ * limit and counts toward the task's failure budget, while a well-behaved task keeps every call.
+ */
+describe('host-side limits per task', () => {
+  const hostLimits: HostLimits = {
+    publishesPerSecond: 50, publishBurst: 10, publishesInFlight: 20, publishBytesInFlight: 64 * 1024,
+    logLinesPerSecond: 20, logBytesPerSecond: 64 * 1024, shadowCallsInFlight: 2, invokeCallsInFlight: 2,
+  }
+  const MiB = 1024 * 1024
+  let h: TaskHarness
+
+  /** Calls the good task of `on` back to back while `attack` runs; every call must succeed. */
+  async function whileServing<T>(attack: () => Promise<T>, on: TaskHarness = h): Promise<T> {
+    let attacking = true
+    let served = 0
+    const failed: unknown[] = []
+    const serving = (async () => {
+      while (attacking) {
+        const result = (await on.service.invoke('good', served).catch((e: unknown) => e)) as { payload?: unknown }
+        if (result?.payload !== served) failed.push(result)
+        served++
+      }
+    })()
+    try {
+      return await attack()
+    } finally {
+      attacking = false
+      await serving
+      expect(failed).toEqual([])
+      expect(served).toBeGreaterThan(0)
+    }
+  }
+
+  /** Invokes `name` until it is broken; returns the results of the calls that were served. */
+  async function untilBroken(name: string, max = 10): Promise<unknown[]> {
+    const results: unknown[] = []
+    for (let i = 0; i < max && h.service.get(name)?.state === 'running'; i++) results.push(await h.service.invoke(name, i).catch((e: unknown) => e))
+    return results
+  }
+
+  beforeAll(async () => {
+    h = await taskHarness({ hostLimits })
+    await h.service.install(bundle(manifest('good', { limits: { maxConcurrent: 4 } }), echoBody))
+  }, 60_000)
+  afterAll(async () => h?.close())
+
+  it('slows a task that awaits its publishes to publishesPerSecond (back-pressure), refusing none', async () => {
+    const seen: string[] = []
+    await h.broker.subscribe('out/steady', (_topic, payload) => void seen.push(payload.toString()))
+    await h.service.install(bundle(manifest('steady', { permissions: { publish: ['out/#'] } }), `exports.handler = async (event, ctx) => {
+      for (let i = 0; i < 30; i++) await ctx.publish('out/steady', String(i))
+      return 'done'
+    }`))
+    const started = performance.now()
+    expect(await whileServing(() => h.service.invoke('steady', null))).toBe('done')
+    // 10 at once (the burst), then 20 more at 50 a second: at least 400 ms, whatever the machine.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(390)
+    await eventually(() => seen.length === 30, 5000, 'every publish')
+    expect(seen).toEqual(Array.from({ length: 30 }, (_, i) => String(i)))
+    expect(h.service.get('steady')).toMatchObject({ state: 'running', metrics: { failures: 0, limited: 0 } })
+  })
+
+  it('refuses a publish flood beyond publishesInFlight with COORD_TASK_LIMIT, counts each flooding call as failed and ends the task broken', async () => {
+    await h.service.install(bundle(manifest('flood', { permissions: { publish: ['out/#'] } }), `exports.handler = async (event, ctx) => {
+      const outcomes = await Promise.allSettled(Array.from({ length: 500 }, () => ctx.publish('out/flood', 'x'.repeat(100))))
+      const refused = outcomes.filter((o) => o.status === 'rejected').map((o) => ({ code: o.reason.code, message: o.reason.message }))
+      return { sent: outcomes.length - refused.length, refused }
+    }`))
+    const first = (await whileServing(() => h.service.invoke('flood', null))) as { sent: number; refused: Array<{ code: string; message: string }> }
+    // The handler caught every refusal and returned, yet the call counts against the task.
+    expect(first.sent).toBeGreaterThanOrEqual(hostLimits.publishesInFlight)
+    expect(first.refused.length).toBeGreaterThan(0)
+    // Refused inside the isolate, without crossing, or (one at a time) by the host, which counts it.
+    // Refused inside the isolate, without crossing; the host hears once each time the cap is reached.
+    for (const r of first.refused) {
+      expect(r).toEqual({ code: 'COORD_TASK_LIMIT', message: 'task "flood" exceeded its limit publishesInFlight: 20 calls are awaiting the host, the most it may have (tasks.hostLimits.publishesInFlight)' })
+    }
+    const limited = h.service.get('flood')?.metrics.limited ?? 0
+    expect(limited).toBeGreaterThan(0)
+    expect(limited).toBeLessThan(first.refused.length)
+    expect(h.service.get('flood')).toMatchObject({ state: 'running', metrics: { calls: 1, failures: 1 } })
+    await whileServing(() => untilBroken('flood'))
+    const info = h.service.get('flood')
+    expect(info).toMatchObject({ state: 'broken', metrics: { failures: 5 } })
+    expect(info?.lastError).toMatch(/^COORD_TASK_LIMIT: task "flood" exceeded its limit publishesInFlight: /)
+    await expect(h.service.invoke('flood', null)).rejects.toMatchObject({ code: 'COORD_TASK_BROKEN' })
+    expect(h.service.logs('flood', 1000).filter((e) => e.msg === 'limit exceeded' && e.fields?.['limit'] === 'publishesInFlight').length).toBeGreaterThan(0)
+  })
+
+  it('drops log lines beyond logLinesPerSecond, counted in one "dropped N lines" entry, and counts the flood against the task', async () => {
+    await h.service.install(bundle(manifest('chatty'), `exports.handler = async (event, ctx) => {
+      for (let i = 0; i < 500; i++) ctx.log.info('line ' + i)
+      return 'said it all'
+    }`))
+    const dropped = new Promise<LogEntry>((resolve) => {
+      const stop = h.service.followLogs('chatty', (e) => {
+        if (e.source === 'lifecycle' && /^dropped \d+ lines$/.test(e.msg)) {
+          stop()
+          resolve(e)
+        }
+      })
+    })
+    expect(await whileServing(() => h.service.invoke('chatty', null))).toBe('said it all')
+    const report = await dropped
+    const kept = h.service.logs('chatty', 1000).filter((e) => e.source === 'task')
+    // Every line is accounted for: kept, or counted in the report.
+    expect(kept.length + (report.fields?.['dropped'] as number)).toBe(500)
+    expect(kept.length).toBeGreaterThanOrEqual(2 * hostLimits.logLinesPerSecond)
+    expect(report).toMatchObject({ level: 'warn', msg: `dropped ${500 - kept.length} lines`, fields: { limit: 'logLinesPerSecond' } })
+    expect(h.service.get('chatty')).toMatchObject({ state: 'running', metrics: { failures: 1, limited: 1 } })
+    expect(h.service.logs('chatty', 1000).find((e) => e.msg === 'call exceeded a limit')?.fields).toMatchObject({
+      code: 'COORD_TASK_LIMIT', error: expect.stringMatching(/^COORD_TASK_LIMIT: task "chatty" exceeded its limit logLinesPerSecond: it logs more than 20 lines a second/),
+    })
+  })
+
+  it('refuses shadow calls beyond shadowCallsInFlight with COORD_TASK_LIMIT', async () => {
+    await h.service.install(bundle(manifest('shadow-flood', { permissions: { devices: ['lamp-1'] } }), `exports.handler = async (event, ctx) => {
+      const outcomes = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => ctx.shadow.update('lamp-1', { state: { reported: { i } } })))
+      return outcomes.map((o) => (o.status === 'fulfilled' ? o.value.status : o.reason.code))
+    }`))
+    const outcomes = (await whileServing(() => h.service.invoke('shadow-flood', null))) as Array<number | string>
+    expect(outcomes.filter((o) => o === 200).length).toBeGreaterThanOrEqual(hostLimits.shadowCallsInFlight)
+    expect(outcomes).toContain('COORD_TASK_LIMIT')
+    expect(outcomes.every((o) => o === 200 || o === 'COORD_TASK_LIMIT')).toBe(true)
+    expect(h.service.logs('shadow-flood', 1000).find((e) => e.msg === 'limit exceeded')?.fields).toMatchObject({
+      limit: 'shadowCallsInFlight', error: expect.stringMatching(/exceeded its limit shadowCallsInFlight: 2 calls are awaiting the host/),
+    })
+    expect(h.service.get('shadow-flood')).toMatchObject({ metrics: { failures: 1 } })
+  })
+
+  it('refuses ctx.invoke calls beyond invokeCallsInFlight with COORD_TASK_LIMIT', async () => {
+    await h.service.install(bundle(manifest('slow', { limits: { maxConcurrent: 8 } }), `exports.handler = async (event) => {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      return event.payload
+    }`))
+    await h.service.install(bundle(manifest('invoke-flood', { permissions: { invoke: ['slow'] } }), `exports.handler = async (event, ctx) => {
+      const outcomes = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => ctx.invoke('slow', i)))
+      return outcomes.map((o) => (o.status === 'fulfilled' ? o.value : o.reason.message))
+    }`))
+    const outcomes = (await whileServing(() => h.service.invoke('invoke-flood', null))) as Array<number | string>
+    expect(outcomes.slice(0, 2)).toEqual([0, 1])
+    // Refused inside the isolate, never crossing; the host is told once, and counts it.
+    expect(outcomes.slice(2)).toEqual(Array(4).fill('task "invoke-flood" exceeded its limit invokeCallsInFlight: 2 calls are awaiting the host, the most it may have (tasks.hostLimits.invokeCallsInFlight)'))
+    expect(h.service.get('invoke-flood')).toMatchObject({ metrics: { failures: 1, limited: 1 } })
+  })
+
+  describe('the memory budget of the whole coordinator (tasks.memoryBudgetMb)', () => {
+    let m: TaskHarness
+    let w: TaskHarness
+    afterAll(async () => {
+      await m?.close()
+      await w?.close()
+    })
+
+    it('refuses an install that could take the coordinator over its budget, before loading it', async () => {
+      const rssMb = Math.ceil(process.memoryUsage.rss() / MiB)
+      m = await taskHarness({ limits: { maxTasks: 64, maxMemoryMb: 512, memoryBudgetMb: rssMb + 64 } })
+      await expect(m.service.install(bundle(manifest('big', { limits: { memoryMb: 128 } }), echoBody))).rejects.toMatchObject({
+        code: 'COORD_TASK_LIMIT',
+        limit: 'memoryBudgetMb',
+        message: expect.stringMatching(/^task "big" exceeded its limit memoryBudgetMb: installing it could take the coordinator to \d+ MB of memory \(\d+ MB now, a heap of up to 128 MB and 4 MB for its isolate\); the budget is \d+ MB \(tasks\.memoryBudgetMb\)$/),
+      })
+      expect(m.service.get('big')).toBeUndefined()
+      expect(await m.service.install(bundle(manifest('small', { limits: { memoryMb: 16 } }), echoBody))).toMatchObject({ state: 'running' })
+    })
+
+    it('stops the task with the largest heap once the coordinator goes over its budget, and the others serve on', async () => {
+      const hogBody = `exports.handler = async (event) => {
+        globalThis.keep = globalThis.keep || []
+        for (let i = 0; i < event.payload; i++) globalThis.keep.push(new Array(131072).fill(i))
+        return globalThis.keep.length
+      }`
+      // Both are installed with no budget; the coordinator then restarts with one that leaves 60 MB.
+      w = await taskHarness()
+      await w.service.install(bundle(manifest('hog', { limits: { memoryMb: 256, cpuMsPerCall: 5000, wallMsPerCall: 10_000 } }), hogBody))
+      await w.service.install(bundle(manifest('good', { limits: { maxConcurrent: 4 } }), echoBody))
+      const rssMb = Math.ceil(process.memoryUsage.rss() / MiB)
+      await w.restart({ limits: { maxTasks: 64, maxMemoryMb: 512, memoryBudgetMb: rssMb + 60 } })
+      await whileServing(async () => {
+        expect(await w.service.invoke('hog', 120)).toBe(120)
+        await eventually(() => w.service.get('hog')?.state === 'broken', 10_000, 'the hog to be stopped')
+      }, w)
+      expect(w.service.get('hog')?.lastError).toMatch(/^COORD_TASK_LIMIT: task "hog" exceeded its limit memoryBudgetMb: the coordinator uses \d+ MB, over its budget of \d+ MB, and this task's heap is the largest \(\d+ MB\) \(tasks\.memoryBudgetMb\)$/)
+      expect(w.service.get('good')?.state).toBe('running')
+      expect(w.service.logs('hog', 10).at(-1)).toMatchObject({ level: 'error', msg: 'task stopped: the coordinator is over its memory budget' })
+    })
+  })
 })

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { anonymousLoopbackAllowed, DEFAULTS, loadConfig } from '../../../coordinator/config/index.js'
+import { HOST_LIMIT_DEFAULTS } from '../../../coordinator/tasks/limits.js'
 import { tempDir } from '../../helpers/tmp.js'
 
 describe('loadConfig', () => {
@@ -33,6 +34,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ overrides: { web: { allowedHosts: ['gateway.lan:8087'] } } })).toThrow(/web\.allowedHosts\.0: expected a host name without scheme or port/)
     expect(() => loadConfig({ overrides: { web: { allowedOrigins: ['http://console.lan/app'] } } })).toThrow(/web\.allowedOrigins\.0: expected an origin/)
     expect(() => loadConfig({ overrides: { web: { allowedOrigins: ['*'] } } })).toThrow(/web\.allowedOrigins\.0/)
+  })
+
+  it('takes per-task host limits and the memory budget, with defaults equal to the task service\'s, and names a bad one', () => {
+    expect(loadConfig().tasks.hostLimits).toEqual(HOST_LIMIT_DEFAULTS)
+    const c = loadConfig({ overrides: { tasks: { memoryBudgetMb: 300, hostLimits: { publishesPerSecond: 20 } } } })
+    expect(c.tasks).toMatchObject({ memoryBudgetMb: 300, hostLimits: { ...HOST_LIMIT_DEFAULTS, publishesPerSecond: 20 } })
+    expect(() => loadConfig({ overrides: { tasks: { hostLimits: { publishesInFlight: 0 } } } })).toThrow(/tasks\.hostLimits\.publishesInFlight: .*>=1/)
+    expect(() => loadConfig({ overrides: { tasks: { memoryBudgetMb: 10 } } })).toThrow(/tasks\.memoryBudgetMb: .*>=64/)
   })
 
   it('turns a listener off with null', () => {

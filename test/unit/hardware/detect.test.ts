@@ -58,18 +58,18 @@ describe('board detection from a /proc, /sys and /dev tree', () => {
 
   it('sizes limits to the board: a Pi Zero 2 W gets small ones, an 8 GB Pi 5 large ones', () => {
     expect(boardLimits(detect('pi-zero-2w'))).toEqual({
-      tasks: { maxConcurrentCalls: 2, maxTasks: 8, maxMemoryMb: 64 },
+      tasks: { maxConcurrentCalls: 2, maxTasks: 8, maxMemoryMb: 64, memoryBudgetMb: 307 },
       broker: { concurrency: 100, maxPacketBytes: 256 * 1024 },
       cloud: { outbox: { maxBytes: 32 * 1024 * 1024 } },
       log: { maxBytes: 4 * 1024 * 1024, maxFiles: 2 },
     })
-    expect(boardLimits(detect('pi3')).tasks).toEqual({ maxConcurrentCalls: 4, maxTasks: 16, maxMemoryMb: 128 })
-    expect(boardLimits(detect('pi5')).tasks).toEqual({ maxConcurrentCalls: 8, maxTasks: 64, maxMemoryMb: 512 })
+    expect(boardLimits(detect('pi3')).tasks).toEqual({ maxConcurrentCalls: 4, maxTasks: 16, maxMemoryMb: 128, memoryBudgetMb: 614 })
+    expect(boardLimits(detect('pi5')).tasks).toEqual({ maxConcurrentCalls: 8, maxTasks: 64, maxMemoryMb: 512, memoryBudgetMb: 4915 })
     expect(boardLimits(detect('pi5')).broker.maxPacketBytes).toBe(1024 * 1024)
   })
 
   it("uses a forced profile's own RAM, not the board's", () => {
-    expect(boardLimits(detect('pi-zero-2w', 'pi4')).tasks).toEqual({ maxConcurrentCalls: 8, maxTasks: 32, maxMemoryMb: 256 })
+    expect(boardLimits(detect('pi-zero-2w', 'pi4')).tasks).toEqual({ maxConcurrentCalls: 8, maxTasks: 32, maxMemoryMb: 256, memoryBudgetMb: 1228 })
   })
 
   it('keeps the outbox to a small share of small storage', () => {

@@ -5,6 +5,8 @@ import type { ShadowRef } from '../../../coordinator/protocol/index.js'
 import type { HostApi } from '../../../coordinator/sandbox/index.js'
 import { DeviceStore, openDatabase, type Db } from '../../../coordinator/store/index.js'
 import { MAX_PUBLISH_BYTES, buildHostApi } from '../../../coordinator/tasks/host-api.js'
+import { TaskBudget } from '../../../coordinator/tasks/host-budget.js'
+import { HOST_LIMIT_DEFAULTS } from '../../../coordinator/tasks/limits.js'
 import { TaskLog } from '../../../coordinator/tasks/logs.js'
 import { TaskGrants } from '../../../coordinator/tasks/permissions.js'
 import { TaskStore } from '../../../coordinator/tasks/task-store.js'
@@ -19,7 +21,7 @@ describe('buildHostApi', () => {
 
   beforeEach(() => {
     db = openDatabase(':memory:')
-    log = new TaskLog('t', silentLogger(), systemClock)
+    log = new TaskLog('t', silentLogger(), systemClock, HOST_LIMIT_DEFAULTS)
     published.length = 0
     shadowCalls.length = 0
     const answer = (op: string) => async (ref: ShadowRef, payload?: Uint8Array) => {
@@ -31,6 +33,7 @@ describe('buildHostApi', () => {
       grants: new TaskGrants('t', { publish: ['out/#'], subscribe: [], devices: ['lamp-1'], invoke: ['helper'] }),
       bus: { publish: async (topic, payload, qos) => void published.push([topic, Buffer.from(payload), qos ?? 0]) },
       shadows: { get: answer('get'), update: answer('update'), delete: answer('delete') },
+      budget: new TaskBudget('t', HOST_LIMIT_DEFAULTS, systemClock), onLimit: () => {},
     })
   })
   afterEach(() => db.close())

@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { LOG_DEFAULTS, TaskLog, type LogEntry } from '../../../coordinator/tasks/logs.js'
-import { capturingLogger } from '../../helpers/tasks.js'
+import { LOG_DEFAULTS, TaskLog, type LogEntry, type LogIntake } from '../../../coordinator/tasks/logs.js'
+import { capturingLogger, eventually } from '../../helpers/tasks.js'
 
-function setup(): { log: TaskLog; records: Array<Record<string, unknown>>; advance(ms: number): void } {
+/** An intake that lets everything through unless a test is about the intake. */
+const OPEN: LogIntake = { logLinesPerSecond: 1_000_000, logBytesPerSecond: 1_000_000_000 }
+
+function setup(intake = OPEN): { log: TaskLog; records: Array<Record<string, unknown>>; advance(ms: number): void } {
   let now = Date.parse('2025-01-01T00:00:00Z')
   const { log, records } = capturingLogger()
-  return { log: new TaskLog('t', log, { now: () => now }), records, advance: (ms) => void (now += ms) }
+  return { log: new TaskLog('t', log, { now: () => now }, intake), records, advance: (ms) => void (now += ms) }
 }
 
 describe('TaskLog', () => {
@@ -87,5 +90,35 @@ describe('TaskLog', () => {
     expect(long?.msg).toHaveLength(LOG_DEFAULTS.maxMessageChars + 1)
     expect(long?.fields).toEqual({ truncated: true, chars: LOG_DEFAULTS.maxFieldsChars + 11 })
     expect(odd?.fields).toEqual({ unserializable: true })
+  })
+
+  it('drops task lines beyond logLinesPerSecond (bursts of twice as many) and reports them in one counted entry', async () => {
+    const { log, advance } = setup({ logLinesPerSecond: 10, logBytesPerSecond: 1_000_000 })
+    const first = Array.from({ length: 25 }, (_, i) => log.fromTask('1', 'info', `spam ${i}`))
+    // The first dropped line says which limit, so the caller counts one offence per report.
+    expect(first.filter((d) => d !== undefined)).toEqual(['logLinesPerSecond'])
+    expect(first.findIndex((d) => d !== undefined)).toBe(20)
+    expect(log.tail(Infinity)).toHaveLength(20)
+    await eventually(() => log.tail(1)[0]?.msg === 'dropped 5 lines', 3000, 'the dropped-lines entry')
+    expect(log.tail(1)[0]).toMatchObject({ source: 'lifecycle', level: 'warn', fields: { dropped: 5, limit: 'logLinesPerSecond' } })
+    advance(1000)
+    expect(log.fromTask('1', 'info', 'later')).toBeUndefined()
+    expect(log.tail(1)[0]?.msg).toBe('later')
+  })
+
+  it('drops task lines beyond logBytesPerSecond', async () => {
+    const { log } = setup({ logLinesPerSecond: 1000, logBytesPerSecond: 1000 })
+    const dropped = Array.from({ length: 5 }, () => log.fromTask('1', 'info', 'x'.repeat(900)))
+    expect(dropped).toEqual([undefined, undefined, 'logBytesPerSecond', undefined, undefined])
+    await eventually(() => log.tail(1)[0]?.msg === 'dropped 3 lines', 3000, 'the dropped-lines entry')
+    expect(log.tail(1)[0]?.fields).toEqual({ dropped: 3, limit: 'logBytesPerSecond' })
+  })
+
+  it('holds at most LOG_DEFAULTS.ringChars characters, evicting the oldest entries', () => {
+    const { log } = setup()
+    const line = 'z'.repeat(LOG_DEFAULTS.maxMessageChars)
+    const fit = Math.floor(LOG_DEFAULTS.ringChars / line.length)
+    for (let i = 0; i < fit + 10; i++) log.fromTask('1', 'info', line)
+    expect(log.tail(Infinity)).toHaveLength(fit)
   })
 })

@@ -3,6 +3,7 @@ import { systemClock } from '../../../coordinator/core/clock.js'
 import { silentLogger } from '../../../coordinator/core/log.js'
 import type { TaskEvent } from '../../../coordinator/sandbox/index.js'
 import { CallSlots } from '../../../coordinator/tasks/call-slots.js'
+import { HOST_LIMIT_DEFAULTS } from '../../../coordinator/tasks/limits.js'
 import { TaskLog } from '../../../coordinator/tasks/logs.js'
 import { TaskRunner, newCounters, type RunnerOptions, type SandboxHandle } from '../../../coordinator/tasks/runner.js'
 import { eventually } from '../../helpers/tasks.js'
@@ -47,7 +48,7 @@ function options(behave: Behaviour | Behaviour[], more: Partial<RunnerOptions> =
     task: 't', version: '1.0.0', limits: { maxConcurrent: 1, queueSize: 10 }, priority: 1,
     slots: new CallSlots(4, 4), counters: newCounters(),
     restart: { initialBackoffMs: 10, maxBackoffMs: 100, brokenAfter: 4, windowMs: 60_000 },
-    clock: systemClock, log: new TaskLog('t', silentLogger(), systemClock), onBroken: vi.fn(),
+    clock: systemClock, log: new TaskLog('t', silentLogger(), systemClock, HOST_LIMIT_DEFAULTS), onBroken: vi.fn(),
     createSandbox: async () => {
       const s = new FakeSandbox(behaviours[Math.min(sandboxes.length, behaviours.length - 1)] ?? ok)
       sandboxes.push(s)
