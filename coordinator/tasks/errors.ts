@@ -1,5 +1,8 @@
 import { CoordinatorError, type CoordinatorErrorOptions } from '../core/errors.js'
-import { PERMISSION_DENIED } from '../sandbox/index.js'
+import { PERMISSION_DENIED, TaskLimitError } from '../sandbox/index.js'
+
+// One class for every COORD_TASK_LIMIT, whether the sandbox or the task service raises it.
+export { TaskLimitError }
 
 export type TaskErrorCode =
   | 'COORD_TASK_NOT_FOUND'
@@ -69,23 +72,6 @@ export type TaskLimitName =
   /** Host requests of any kind awaiting their answer in one sandbox (MAX_PENDING_REQUESTS, not configurable). */
   | 'requestsInFlight'
   | 'memoryBudgetMb'
-
-/**
- * A task used more of a host-side resource than it is allowed. `limit` names the bound; inside the
- * isolate only code and message survive, so the message names it too.
- */
-export class TaskLimitError extends TaskError {
-  readonly limit: TaskLimitName
-
-  constructor(limit: TaskLimitName, message: string) {
-    super('COORD_TASK_LIMIT', message)
-    this.limit = limit
-  }
-
-  override toJSON(): ReturnType<TaskError['toJSON']> & { limit: TaskLimitName } {
-    return { ...super.toJSON(), limit: this.limit }
-  }
-}
 
 /** `what`: the amount that did not fit, e.g. '64 publishes in flight'; `key`: the config key that sets it. */
 export const taskLimit = (task: string, limit: TaskLimitName, what: string, key = `tasks.hostLimits.${limit}`): TaskLimitError =>
