@@ -65,7 +65,8 @@ describe('coordinator to cloud shim: forwarding through the durable outbox', () 
     await local.endAsync()
     expect(gateway.coordinator.cloud?.outbox.stats().queued).toBe(300)
 
-    cloud = await startCloudShim({ listeners: { mqtts: { port } } }, { dataDir: cloudDir })
+    // The same mqtts port, for the coordinator to come back to; the rest stay off the default ports.
+    cloud = await startCloudShim({ listeners: { mqtt: { port: 0 }, mqtts: { port }, http: { port: 0 } } }, { dataDir: cloudDir })
     const seen = await cloudInbox(cloud)
     await until(() => new Set(seen).size >= 300, 60_000)
     const firstArrivals = [...new Set(seen)]
