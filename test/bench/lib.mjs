@@ -99,6 +99,53 @@ export async function stopChild(child, graceMs = 5000) {
 
 export const sleep = (ms) => new Promise((res) => setTimeout(res, ms))
 
+/**
+ * Calls `call(seq)` `rate` times a second for `ms`, open loop: a slow answer does not slow the
+ * sending, as devices and triggers do not wait either. A call not answered within `lostMs` of being
+ * sent counts as lost; after the last one is sent, the others are awaited at most `graceMs`
+ * (`unanswered`: still out then). A rejection counts as a failure, by its code.
+ */
+export async function openLoop(call, { rate, ms, lostMs = Infinity, graceMs = Infinity }) {
+  const total = Math.round((rate * ms) / 1000)
+  const latencies = []
+  const failures = []
+  const calls = []
+  let lost = 0
+  let sent = 0
+  const issue = (seq) => {
+    const start = performance.now()
+    let answered = false
+    const answer = call(seq).then(
+      () => {
+        answered = true
+        latencies.push(performance.now() - start)
+      },
+      (err) => {
+        answered = true
+        failures.push(err.code ?? String(err))
+      },
+    )
+    if (lostMs === Infinity) return answer
+    return Promise.race([answer, sleep(lostMs).then(() => {
+      if (!answered) lost++
+    })])
+  }
+  const t0 = performance.now()
+  await new Promise((resolve) => {
+    const timer = setInterval(() => {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000))
+      while (sent < due) calls.push(issue(sent++))
+      if (sent >= total) {
+        clearInterval(timer)
+        resolve()
+      }
+    }, 1)
+  })
+  const seconds = (performance.now() - t0) / 1000
+  await (graceMs === Infinity ? Promise.all(calls) : Promise.race([Promise.all(calls), sleep(graceMs)]))
+  return { sent, latencies, failures, lost, unanswered: sent - latencies.length - failures.length - lost, seconds }
+}
+
 export function withTimeout(promise, ms, what) {
   let timer
   const timeout = new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms) })

@@ -23,7 +23,7 @@
 import { fileURLToPath } from 'node:url'
 import {
   arg, fmtInt, loadAverage, machine, numArg, parseJsonLine, percentile, printResult, printTable, round, runMain, sleep, spawnTracked, stopChild,
-  tempDir, waitForLine,
+  tempDir, waitForLine, openLoop,
 } from './lib.mjs'
 
 const RATE = numArg('rate', 100)
@@ -153,44 +153,10 @@ async function child(name) {
 }
 
 /** Calls the echo task RATE times a second for `ms`; a call with no answer within LOST_MS is lost. */
-async function drive(service, ms) {
-  const total = Math.round((RATE * ms) / 1000)
-  const latencies = []
-  const failures = []
-  let lost = 0
-  const calls = []
-  const t0 = performance.now()
-  let sent = 0
-  await new Promise((resolve) => {
-    const timer = setInterval(() => {
-      const due = Math.min(total, Math.floor(((performance.now() - t0) * RATE) / 1000))
-      while (sent < due) {
-        const seq = sent++
-        const start = performance.now()
-        let answered = false
-        const deadline = sleep(LOST_MS).then(() => {
-          if (!answered) lost++
-        })
-        calls.push(Promise.race([deadline, service.invoke('echo', { seq }).then(
-          (r) => {
-            answered = true
-            if (r.seq !== seq) throw new Error(`wrong answer ${JSON.stringify(r)} to ${seq}`)
-            latencies.push(performance.now() - start)
-          },
-          (err) => {
-            answered = true
-            failures.push(err.code ?? String(err))
-          },
-        )]))
-      }
-      if (sent >= total) {
-        clearInterval(timer)
-        resolve()
-      }
-    }, 1)
-  })
-  await Promise.all(calls)
-  return { latencies, failures, lost }
+function drive(service, ms) {
+  return openLoop((seq) => service.invoke('echo', { seq }).then((r) => {
+    if (r.seq !== seq) throw new Error(`wrong answer ${JSON.stringify(r)} to ${seq}`)
+  }), { rate: RATE, ms, lostMs: LOST_MS })
 }
 
 /** `callers` loops invoking the attacker back to back until stopped. */

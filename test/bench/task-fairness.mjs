@@ -17,7 +17,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import {
   arg, fmtInt, fmtPct, loadAverage, machine, numArg, otherCpuBetween, otherProcessesCpu, percentile, printResult, printTable, round, runMain,
-  sleep, tempDir, waitForQuiet,
+  sleep, tempDir, waitForQuiet, openLoop,
 } from './lib.mjs'
 import { startTaskStack, taskBundle } from './task-stack.mjs'
 
@@ -38,36 +38,10 @@ const UNCAPPED = { maxConcurrent: SLOTS, queueSize: 100_000, cpuMsPerCall: 60_00
 const RELAXED = { initialBackoffMs: 1, maxBackoffMs: 1, brokenAfter: Number.MAX_SAFE_INTEGER, windowMs: 3_600_000 }
 
 /** Calls the echo task RATE times a second for `ms`; waits up to GRACE_MS more for the answers. */
-async function drive(service, ms) {
-  const total = Math.round((RATE * ms) / 1000)
-  const latencies = []
-  const failures = []
-  const calls = []
-  const t0 = performance.now()
-  let sent = 0
-  await new Promise((resolve) => {
-    const timer = setInterval(() => {
-      const due = Math.min(total, Math.floor(((performance.now() - t0) * RATE) / 1000))
-      while (sent < due) {
-        const seq = sent++
-        const start = performance.now()
-        calls.push(service.invoke('echo', { seq }).then(
-          (r) => {
-            if (r.seq !== seq) throw new Error(`wrong answer ${JSON.stringify(r)} to ${seq}`)
-            latencies.push(performance.now() - start)
-          },
-          (err) => failures.push(err.code ?? String(err)),
-        ))
-      }
-      if (sent >= total) {
-        clearInterval(timer)
-        resolve()
-      }
-    }, 1)
-  })
-  const seconds = (performance.now() - t0) / 1000
-  await Promise.race([Promise.all(calls), sleep(GRACE_MS)])
-  return { sent, latencies, failures, unanswered: sent - latencies.length - failures.length, seconds }
+function drive(service, ms) {
+  return openLoop((seq) => service.invoke('echo', { seq }).then((r) => {
+    if (r.seq !== seq) throw new Error(`wrong answer ${JSON.stringify(r)} to ${seq}`)
+  }), { rate: RATE, ms, graceMs: GRACE_MS })
 }
 
 /**

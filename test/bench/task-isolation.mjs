@@ -16,7 +16,7 @@
 //        [--scenarios alone,handler,timer] [--other-max 0.25] [--retries 3]
 import {
   arg, fmtInt, fmtPct, loadAverage, machine, numArg, otherCpuBetween, otherProcessesCpu, percentile, printResult, printTable, round, runMain,
-  selfCpuSeconds, sleep, tempDir, waitForQuiet,
+  selfCpuSeconds, sleep, tempDir, waitForQuiet, openLoop,
 } from './lib.mjs'
 import { startTaskStack, taskBundle } from './task-stack.mjs'
 
@@ -41,35 +41,10 @@ exports.handler = async () => null`
 const RELAXED = { initialBackoffMs: 1, maxBackoffMs: 1, brokenAfter: Number.MAX_SAFE_INTEGER, windowMs: 3_600_000 }
 
 /** Calls the victim RATE times a second for `ms`; resolves with the latencies and failures. */
-async function drive(service, ms) {
-  const total = Math.round((RATE * ms) / 1000)
-  const latencies = []
-  const failures = []
-  const calls = []
-  const t0 = performance.now()
-  let sent = 0
-  await new Promise((resolve) => {
-    const timer = setInterval(() => {
-      const due = Math.min(total, Math.floor(((performance.now() - t0) * RATE) / 1000))
-      while (sent < due) {
-        const seq = sent++
-        const start = performance.now()
-        calls.push(service.invoke('victim', { seq, celsius: 21.5 }).then(
-          (r) => {
-            if (r.seq !== seq) throw new Error(`wrong answer ${JSON.stringify(r)} to ${seq}`)
-            latencies.push(performance.now() - start)
-          },
-          (err) => failures.push(err.code ?? String(err)),
-        ))
-      }
-      if (sent >= total) {
-        clearInterval(timer)
-        resolve()
-      }
-    }, 1)
-  })
-  await Promise.all(calls)
-  return { latencies, failures, seconds: (performance.now() - t0) / 1000 }
+function drive(service, ms) {
+  return openLoop((seq) => service.invoke('victim', { seq, celsius: 21.5 }).then((r) => {
+    if (r.seq !== seq) throw new Error(`wrong answer ${JSON.stringify(r)} to ${seq}`)
+  }), { rate: RATE, ms })
 }
 
 /** Keeps two calls of the spinner waiting until `stop()`; each ends at its CPU limit. */
