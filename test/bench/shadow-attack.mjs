@@ -4,9 +4,12 @@
 // its own process) floods its own shadow with updates of KEYS keys (~5 MB at 400,000 keys), keeping
 // --attack-inflight of them outstanding. The coordinator runs with its shipped config in its own
 // process. Three phases in one run, side by side: no attack, attack, and after the attack.
+// --max-packet-bytes raises the broker's packet limit (shipped: 1 MB, which closes the attacker's
+// connection at its first update) above the attack, so that the shadow's own bounds are what
+// refuse it.
 //
 //   node --no-node-snapshot test/bench/shadow-attack.mjs [--victims 20] [--rate 10] [--phase-ms 10000]
-//        [--keys 400000] [--attack-inflight 2]
+//        [--keys 400000] [--attack-inflight 2] [--max-packet-bytes N]
 //
 // Target: the victims' p99 under the attack <= 20 ms.
 import { fileURLToPath } from 'node:url'
@@ -20,6 +23,7 @@ const RATE = numArg('rate', 10)
 const PHASE_MS = numArg('phase-ms', 10_000)
 const KEYS = numArg('keys', 400_000)
 const ATTACK_INFLIGHT = numArg('attack-inflight', 2)
+const MAX_PACKET_BYTES = arg('max-packet-bytes', null)
 const TARGET_P99_MS = 20
 
 /** `{"state":{"reported":{"k000000":1,…}}}` with `keys` keys: 12 bytes a key. */
@@ -134,7 +138,8 @@ async function main() {
     `an attacker flooding ${fmtInt(KEYS)}-key updates (${ATTACK_INFLIGHT} in flight), phases of ${PHASE_MS} ms\n`)
   const loadBefore = loadAverage()
   const data = tempDir('edge-bench-shadow-attack-')
-  const target = await startBrokerHost('coordinator', { dataDir: data.dir })
+  const overrides = MAX_PACKET_BYTES === null ? {} : { broker: { maxPacketBytes: Number(MAX_PACKET_BYTES) } }
+  const target = await startBrokerHost('coordinator', { dataDir: data.dir, overrides })
   const attack = await startAttacker(target.port)
   const load = await victims(target.port)
   const phases = []
@@ -174,7 +179,7 @@ async function main() {
     figure: 'shadow-attack',
     machine: machine(),
     loadAverageBefore: loadBefore,
-    params: { victims: VICTIMS, ratePerVictim: RATE, phaseMs: PHASE_MS, keys: KEYS, attackInflight: ATTACK_INFLIGHT },
+    params: { victims: VICTIMS, ratePerVictim: RATE, phaseMs: PHASE_MS, keys: KEYS, attackInflight: ATTACK_INFLIGHT, maxPacketBytes: MAX_PACKET_BYTES === null ? 'shipped' : Number(MAX_PACKET_BYTES) },
     phases: phases.map((p) => ({
       name: p.name, sent: p.sent, accepted: p.latencies.length, p50Ms: round(percentile(p.latencies, 50), 2), p99Ms: round(percentile(p.latencies, 99), 2),
       maxMs: round(Math.max(...p.latencies), 1), unanswered: p.unanswered, rejected: p.rejected, coordinatorCpu: round(p.coordinatorCpu, 2), coordinatorRssMb: round(p.coordinatorRssMb, 1),
