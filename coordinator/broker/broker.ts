@@ -273,12 +273,18 @@ export class Broker implements LocalBus {
   }
 
   /**
-   * Checks that need the identity: an anonymous client must not displace a connected client that
-   * proved its identity, and the will must be one its owner may publish. The admitted will is
-   * stamped with its owner, which the persistence stores with it.
+   * Checks that need the identity: an anonymous client must not take the client id of a device
+   * that has credentials (it would resume or wipe that device's persistent session, queued
+   * messages included) nor displace a connected client that proved its identity, and the will
+   * must be one its owner may publish. The admitted will is stamped with its owner, which the
+   * persistence stores with it.
    */
   #admit(client: Client, identity: Identity): void {
     if (identity.method === 'anonymous-loopback') {
+      const device = this.#identityOptions.findDevice(client.id)
+      if (device !== undefined && (device.certFingerprint !== null || device.tokenHash !== null)) {
+        throw new AuthRefusal(5, `client id '${client.id}' is a device with credentials: connect with its certificate or token`)
+      }
       const held = this.#connectedClient(client.id)
       const heldBy = held === undefined || held === client ? undefined : this.#identities.get(held)
       if (heldBy !== undefined && heldBy.method !== 'anonymous-loopback') {

@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { createConnection } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import type { IClientOptions, MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { CLOUD_BIN, runBin, startCloudDaemon, startCloudShim, type CloudDaemon, type RunningCloudShim } from '../helpers/cloud-shim.js'
 import { startCoordinator, type RunningCoordinator } from '../helpers/coordinator.js'
 import { killHard, startDaemon, type Daemon } from '../helpers/daemon.js'
@@ -120,6 +120,26 @@ describe('broker adversarial: identities, wills and deny statements (in-process 
       expect(await refusedWith(run.mqttUrl, { clientId: CERT })).toBe(5)
       expect((await shadowRequest(device, shadow(CERT), 'get')).body['code']).toBe(404)
       expect(closed).toBe(false)
+    })
+
+    it("does not let it resume (or wipe) an offline device's persistent session: the queued delta waits for the device", async () => {
+      const delta = `${shadow(TOK)}/update/delta`
+      const device = await connect(run.mqttUrl, { clientId: TOK, username: TOK, password: token, clean: false })
+      await device.subscribeAsync(delta, { qos: 1 })
+      await device.endAsync()
+      // An operator's change while the device is away: its delta is queued in the device's session.
+      const update = await fetch(`${run.httpUrl}/things/${TOK}/shadow`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ state: { desired: { mode: 'away' } } }),
+      })
+      expect(update.status).toBe(200)
+      expect(await refusedWith(run.mqttUrl, { clientId: TOK, clean: false })).toBe(5)
+      expect(await refusedWith(run.mqttUrl, { clientId: TOK, clean: true })).toBe(5)
+      // The queued delta may arrive with the CONNACK, so the listener is on before the connection.
+      const back = mqtt.connect(run.mqttUrl, { clientId: TOK, username: TOK, password: token, clean: false, reconnectPeriod: 0 })
+      open.push(back)
+      const got = await new Promise<[string, string]>((resolve) => back.on('message', (topic, msg) => resolve([topic, msg.toString()])))
+      expect(got[0]).toBe(delta)
+      expect(JSON.parse(got[1])).toMatchObject({ state: { mode: 'away' } })
     })
 
     it('still lets an anonymous client replace an anonymous one', async () => {
