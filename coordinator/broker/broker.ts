@@ -188,6 +188,10 @@ export class Broker implements LocalBus {
       const identity = this.#identities.get(client)
       if (identity === undefined || stillValid(identity, this.#identityOptions.findDevice(client.id))) continue
       this.#log.warn({ [K.clientId]: client.id }, 'device removed or re-issued: disconnecting it')
+      // Forgotten before it closes: the will aedes publishes on close is then refused like any
+      // publish of a client nobody vouches for, since its owner is no longer allowed anything.
+      this.#identities.delete(client)
+      if ((client as { will?: unknown }).will != null) this.#log.warn({ [K.clientId]: client.id }, 'will dropped: its owner was removed or re-issued')
       client.close()
     }
   }

@@ -101,6 +101,32 @@ describe('broker adversarial: identities, wills and deny statements (in-process 
     })
   })
 
+  describe('wills of a device removed while connected', () => {
+    it('drops the will of a connected device that is removed: its owner is gone when aedes would publish it', async () => {
+      // The CLI checks the policy against the config, so it is given the daemon's policies.
+      const config = join(tmp.dir, 'policies.json')
+      writeFileSync(config, JSON.stringify({ policies: [{ name: 'lab', statements: [{ effect: 'allow', actions: ['publish', 'subscribe'], resources: ['test/#'] }] }] }))
+      const gone = await addDevice(tmp.dir, 'adv-removed', ['--token', '--no-cert', '--policy', 'lab', '--config', config])
+      const watcher = await connected({ clientId: 'will-watch-2' })
+      await watcher.subscribeAsync('test/removed/#', { qos: 1 })
+      const seen: string[] = []
+      watcher.on('message', (topic) => seen.push(topic))
+      const device = await connect(run.mqttUrl, {
+        clientId: gone.name, username: gone.name, password: gone.token, reconnectPeriod: 0,
+        will: { topic: 'test/removed/will', payload: Buffer.from('gone'), qos: 1, retain: false },
+      })
+      const closed = new Promise<void>((resolve) => device.once('close', () => resolve()))
+      await removeDevice(tmp.dir, gone.name)
+      await closed
+      // A marker published after the close reaches the watcher after anything published before it.
+      const marker = new Promise<void>((resolve) => watcher.once('message', () => resolve()))
+      const sender = await connected({ clientId: 'will-marker' })
+      await sender.publishAsync('test/removed/marker', 'after', { qos: 1 })
+      await marker
+      expect(seen).toEqual(['test/removed/marker'])
+    })
+  })
+
   describe('identity takeover in development mode', () => {
     it('does not let an anonymous loopback connection displace a token session of the same client id', async () => {
       const device = await connected({ clientId: TOK, username: TOK, password: token })
