@@ -94,6 +94,32 @@ const ATTACKS: Attack[] = [
   },
 ]
 
+
+/**
+ * Calls the good task back to back (`call(n)` answers the payload it got back, and the reply to
+ * report) while `attack` runs; every call must have answered its own payload.
+ */
+async function servingWhile<T>(call: (n: number) => Promise<{ reply: unknown; payload: unknown }>, attack: () => Promise<T>): Promise<T> {
+  let attacking = true
+  let served = 0
+  const failed: unknown[] = []
+  const serving = (async () => {
+    while (attacking) {
+      const { reply, payload } = await call(served)
+      if (payload !== served) failed.push(reply)
+      served++
+    }
+  })()
+  try {
+    return await attack()
+  } finally {
+    attacking = false
+    await serving
+    expect(failed).toEqual([])
+    expect(served).toBeGreaterThan(0)
+  }
+}
+
 describe('adversarial bundles through the local API', () => {
   const tmp = tempDir('edge-adversarial-')
   const dataDir = join(tmp.dir, 'data')
@@ -121,23 +147,13 @@ describe('adversarial bundles through the local API', () => {
    * attack and after it.
    */
   async function whileServing<T>(attack: () => Promise<T>): Promise<T> {
-    let attacking = true
-    let served = 0
-    const failed: Reply[] = []
-    const serving = (async () => {
-      while (attacking) {
-        const reply = await invoke('good', served)
-        if (reply.status !== 200 || (reply.body['result'] as { payload?: unknown } | undefined)?.payload !== served) failed.push(reply)
-        served++
-      }
-    })()
+    const payload = async (n: number): Promise<{ reply: Reply; payload: unknown }> => {
+      const reply = await invoke('good', n)
+      return { reply, payload: reply.status === 200 ? (reply.body['result'] as { payload?: unknown } | undefined)?.payload : undefined }
+    }
     try {
-      return await attack()
+      return await servingWhile(payload, attack)
     } finally {
-      attacking = false
-      await serving
-      expect(failed).toEqual([])
-      expect(served).toBeGreaterThan(0)
       expect(await invoke('good', 'after')).toEqual({ status: 200, body: { result: { version: '1.0.0', payload: 'after' } } })
     }
   }
@@ -436,25 +452,12 @@ describe('host-side limits per task', () => {
   let h: TaskHarness
 
   /** Calls the good task of `on` back to back while `attack` runs; every call must succeed. */
-  async function whileServing<T>(attack: () => Promise<T>, on: TaskHarness = h): Promise<T> {
-    let attacking = true
-    let served = 0
-    const failed: unknown[] = []
-    const serving = (async () => {
-      while (attacking) {
-        const result = (await on.service.invoke('good', served).catch((e: unknown) => e)) as { payload?: unknown }
-        if (result?.payload !== served) failed.push(result)
-        served++
-      }
-    })()
-    try {
-      return await attack()
-    } finally {
-      attacking = false
-      await serving
-      expect(failed).toEqual([])
-      expect(served).toBeGreaterThan(0)
+  function whileServing<T>(attack: () => Promise<T>, on: TaskHarness = h): Promise<T> {
+    const payload = async (n: number): Promise<{ reply: unknown; payload: unknown }> => {
+      const reply = (await on.service.invoke('good', n).catch((e: unknown) => e)) as { payload?: unknown } | undefined
+      return { reply, payload: reply?.payload }
     }
+    return servingWhile(payload, attack)
   }
 
   /** Invokes `name` until it is broken; returns the results of the calls that were served. */
