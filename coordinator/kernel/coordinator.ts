@@ -1,3 +1,4 @@
+import { acquireDaemonLock, describeEndpointsFile, type DaemonLock } from '../store/daemon-lock.js'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { systemClock, type Clock } from '../core/clock.js'
@@ -47,6 +48,7 @@ export class Coordinator {
   readonly #log: Logger
   readonly #listeners: Listener[] = []
   #db: Db | undefined
+  #lock: DaemonLock | undefined
   #brokerDb: Db | undefined
   #persistence: SqliteBrokerPersistence | undefined
   #broker: Broker | undefined
@@ -106,6 +108,8 @@ export class Coordinator {
     // Policies first: a bad resource must stop start-up before anything is opened.
     const policy = new PolicyEngine({ policies: [...config.policies] })
     prepareDataDir(config.dataDir, this.#log)
+    // Before any database is opened: a second daemon must not touch the first one's state.
+    this.#lock = acquireDaemonLock(config.dataDir, () => describeEndpointsFile(endpointsFile(config.dataDir)))
     const db = (this.#db = openDatabase(databaseFile(config.dataDir), { synchronous: config.store.synchronous }))
     const devices = new DeviceStore(db)
     this.#brokerDb = openDatabase(brokerDatabaseFile(config.dataDir), { synchronous: config.store.brokerSynchronous })
@@ -247,6 +251,7 @@ export class Coordinator {
     await this.#persistence?.destroy()
     this.#brokerDb?.close()
     this.#db?.close()
+    this.#lock?.release()
     if (!wasReady) return
     rmSync(endpointsFile(this.#config.dataDir), { force: true })
     this.#log.info('coordinator stopped')

@@ -1,0 +1,60 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { CoordinatorError } from '../core/errors.js'
+
+/** Another daemon holds the data directory: starting too would interleave two writers' state. */
+export class DataDirInUseError extends CoordinatorError {
+  readonly code = 'COORD_DATA_DIR_IN_USE' as const
+  constructor(readonly dataDir: string, holder: string) {
+    super(`data dir ${dataDir} is in use by ${holder}; stop it first, or start with another --data-dir`)
+  }
+}
+
+export interface DaemonLock {
+  release(): void
+}
+
+export const daemonLockFile = (dataDir: string): string => join(dataDir, 'daemon.lock')
+
+/**
+ * Holds an exclusive SQLite lock on `<dataDir>/daemon.lock` for the daemon's lifetime. SQLite's
+ * POSIX locks belong to the process, so the kernel drops them on a crash or kill -9: unlike a pid
+ * file, nothing stale is left behind. `describeHolder` names the running daemon in the refusal.
+ */
+export function acquireDaemonLock(dataDir: string, describeHolder: () => string): DaemonLock {
+  const db = new Database(daemonLockFile(dataDir))
+  try {
+    db.pragma('busy_timeout = 0')
+    db.pragma('locking_mode = EXCLUSIVE')
+    // In exclusive locking mode the first write's lock is kept until the connection closes.
+    db.exec('BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS held (at INTEGER); COMMIT')
+  } catch (err) {
+    db.close()
+    const code = (err as { code?: unknown }).code
+    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw new DataDirInUseError(dataDir, describeHolder())
+    throw err
+  }
+  return { release: () => db.close() }
+}
+
+/** "pid 1234 (mqtt://127.0.0.1:1883, http://127.0.0.1:8087)" from a daemon's endpoints file, best effort. */
+export function describeEndpointsFile(file: string): string {
+  try {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as { pid?: unknown; endpoints?: Record<string, unknown> }
+    const urls = Object.values(parsed.endpoints ?? {}).map(endpointUrl).filter((u): u is string => u !== undefined)
+    return `pid ${String(parsed.pid)}${urls.length > 0 ? ` (${urls.join(', ')})` : ''}`
+  } catch {
+    return 'another daemon (it has not written its endpoints yet)'
+  }
+}
+
+function endpointUrl(e: unknown): string | undefined {
+  if (typeof e === 'string') return e
+  if (typeof e === 'object' && e !== null && 'url' in e && typeof e.url === 'string') return e.url
+  if (typeof e === 'object' && e !== null && 'port' in e) {
+    const { host, port } = e as { host?: unknown; port?: unknown }
+    return `${String(host ?? '127.0.0.1')}:${String(port)}`
+  }
+  return undefined
+}
