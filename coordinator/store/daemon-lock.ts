@@ -38,11 +38,14 @@ export function acquireDaemonLock(dataDir: string, describeHolder: () => string)
   return { release: () => db.close() }
 }
 
-/** "pid 1234 (mqtt://127.0.0.1:1883, http://127.0.0.1:8087)" from a daemon's endpoints file, best effort. */
+/** "pid 1234 (mqtt 127.0.0.1:1883, http 127.0.0.1:8087)" from a daemon's endpoints file, best effort. */
 export function describeEndpointsFile(file: string): string {
   try {
     const parsed = JSON.parse(readFileSync(file, 'utf8')) as { pid?: unknown; endpoints?: Record<string, unknown> }
-    const urls = Object.values(parsed.endpoints ?? {}).map(endpointUrl).filter((u): u is string => u !== undefined)
+    const urls = Object.entries(parsed.endpoints ?? {}).flatMap(([name, e]) => {
+      const url = endpointUrl(e)
+      return url === undefined ? [] : [`${name} ${url}`]
+    })
     return `pid ${String(parsed.pid)}${urls.length > 0 ? ` (${urls.join(', ')})` : ''}`
   } catch {
     return 'another daemon (it has not written its endpoints yet)'

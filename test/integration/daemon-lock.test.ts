@@ -20,7 +20,7 @@ describe('one daemon per data directory', () => {
     const before = readdirSync(tmp.dir).sort()
 
     await expect(startDaemon(['--data-dir', tmp.dir])).rejects.toThrow(
-      new RegExp(`data dir ${tmp.dir} is in use by pid ${first.child.pid}.*:${first.endpoints.mqtt.port}`),
+      new RegExp(`data dir ${tmp.dir} is in use by pid ${first.child.pid} \\(mqtt 127.0.0.1:${first.endpoints.mqtt.port}`),
     )
 
     expect(readdirSync(tmp.dir).sort()).toEqual(before)
