@@ -1,11 +1,10 @@
-import { acquireDaemonLock, describeEndpointsFile, type DaemonLock } from '../store/daemon-lock.js'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { systemClock, type Clock } from '../core/clock.js'
 import { K, type Logger } from '../core/log.js'
 import { ConfigError } from '../core/errors.js'
 import { anonymousLoopbackAllowed, isLoopbackHost, type CoordinatorConfig } from '../config/index.js'
-import { openDatabase, prepareDataDir, DeviceStore, ShadowStore, createBrokerPersistence, type Db, type SqliteBrokerPersistence } from '../store/index.js'
+import { acquireDaemonLock, openDatabase, prepareDataDir, DeviceStore, ShadowStore, createBrokerPersistence, type DaemonLock, type Db, type SqliteBrokerPersistence } from '../store/index.js'
 import { caExists, caFiles, defaultServerHosts, initCa, readCa, readServer } from '../pki/ca-files.js'
 import { ensureApiToken } from '../pki/api-token.js'
 import { refusalCounter } from '../core/web.js'
@@ -34,6 +33,17 @@ export interface EndpointsFile {
 }
 
 export const endpointsFile = (dataDir: string): string => join(dataDir, 'endpoints.json')
+/** "pid 1234 (mqtt 127.0.0.1:1883, http 127.0.0.1:8087)": the daemon holding a data dir, from its endpoints file. */
+function describeRunning(dataDir: string): string {
+  try {
+    const { pid, endpoints } = JSON.parse(readFileSync(endpointsFile(dataDir), 'utf8')) as EndpointsFile
+    const listening = Object.entries(endpoints).map(([name, a]) => `${name} ${a.host}:${a.port}`)
+    return `pid ${pid}${listening.length > 0 ? ` (${listening.join(', ')})` : ''}`
+  } catch {
+    return 'another daemon (it has not written its endpoints yet)'
+  }
+}
+
 export const databaseFile = (dataDir: string): string => join(dataDir, 'coordinator.db')
 export const brokerDatabaseFile = (dataDir: string): string => join(dataDir, 'broker.db')
 export const apiTokenFile = (dataDir: string): string => join(dataDir, 'api-token')
@@ -109,7 +119,7 @@ export class Coordinator {
     const policy = new PolicyEngine({ policies: [...config.policies] })
     prepareDataDir(config.dataDir, this.#log)
     // Before any database is opened: a second daemon must not touch the first one's state.
-    this.#lock = acquireDaemonLock(config.dataDir, () => describeEndpointsFile(endpointsFile(config.dataDir)))
+    this.#lock = acquireDaemonLock(config.dataDir, () => describeRunning(config.dataDir))
     const db = (this.#db = openDatabase(databaseFile(config.dataDir), { synchronous: config.store.synchronous }))
     const devices = new DeviceStore(db)
     this.#brokerDb = openDatabase(brokerDatabaseFile(config.dataDir), { synchronous: config.store.brokerSynchronous })

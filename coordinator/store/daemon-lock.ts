@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { CoordinatorError } from '../core/errors.js'
@@ -36,28 +35,4 @@ export function acquireDaemonLock(dataDir: string, describeHolder: () => string)
     throw err
   }
   return { release: () => db.close() }
-}
-
-/** "pid 1234 (mqtt 127.0.0.1:1883, http 127.0.0.1:8087)" from a daemon's endpoints file, best effort. */
-export function describeEndpointsFile(file: string): string {
-  try {
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as { pid?: unknown; endpoints?: Record<string, unknown> }
-    const urls = Object.entries(parsed.endpoints ?? {}).flatMap(([name, e]) => {
-      const url = endpointUrl(e)
-      return url === undefined ? [] : [`${name} ${url}`]
-    })
-    return `pid ${String(parsed.pid)}${urls.length > 0 ? ` (${urls.join(', ')})` : ''}`
-  } catch {
-    return 'another daemon (it has not written its endpoints yet)'
-  }
-}
-
-function endpointUrl(e: unknown): string | undefined {
-  if (typeof e === 'string') return e
-  if (typeof e === 'object' && e !== null && 'url' in e && typeof e.url === 'string') return e.url
-  if (typeof e === 'object' && e !== null && 'port' in e) {
-    const { host, port } = e as { host?: unknown; port?: unknown }
-    return `${String(host ?? '127.0.0.1')}:${String(port)}`
-  }
-  return undefined
 }
