@@ -10,7 +10,7 @@ import { systemClock, type Clock } from '../../coordinator/core/clock.js'
 import type { Logger } from '../../coordinator/core/log.js'
 import { caFiles, ensureApiToken, readServer, type KeyPairPem } from '../../coordinator/pki/index.js'
 import { ShadowService } from '../../coordinator/shadow/index.js'
-import { createBrokerPersistence, openDatabase, prepareDataDir, ShadowStore, type Db, type SqliteBrokerPersistence } from '../../coordinator/store/index.js'
+import { acquireDaemonLock, createBrokerPersistence, openDatabase, prepareDataDir, ShadowStore, type Db, type SqliteBrokerPersistence } from '../../coordinator/store/index.js'
 import { cloudRoutes, type Provision } from '../api/index.js'
 import { MqttBus, withoutCredentials } from '../bus/index.js'
 import { Catalog } from '../catalog/index.js'
@@ -19,8 +19,8 @@ import { anonymousLoopbackAllowed, type CloudConfig } from '../config/index.js'
 import { coordinatorIdentity, CredentialStore, provisionCoordinator, RegistryPolicy } from '../identity/index.js'
 import { Registry, serveSelfRegistration } from '../registry/index.js'
 import {
-  advertisedUrls, apiTokenFile, brokerDatabaseFile, bundlesDir, cloudDatabaseFile, cloudWebGuard, endpointsFile, ensureCa, requireUrl,
-  type CloudEndpoints, type CloudEndpointsFile,
+  advertisedUrls, apiTokenFile, brokerDatabaseFile, bundlesDir, cloudDatabaseFile, cloudWebGuard, describeRunning, endpointsFile, ensureCa,
+  requireUrl, type CloudEndpoints, type CloudEndpointsFile,
 } from './files.js'
 
 /** How soon a change made by another process (the CLI) reaches events, policies and connections. */
@@ -84,6 +84,9 @@ export class CloudShim {
   async #start(): Promise<void> {
     const { dataDir, store, bundles } = this.#config
     prepareDataDir(dataDir, this.#log)
+    // Before any database opens; released last, since stops run in reverse.
+    const lock = acquireDaemonLock(dataDir, () => describeRunning(dataDir))
+    this.#stops.push(() => lock.release())
     const db = openDatabase(cloudDatabaseFile(dataDir), { synchronous: store.synchronous })
     this.#stops.push(() => {
       db.close()

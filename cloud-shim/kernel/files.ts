@@ -33,6 +33,18 @@ export function readEndpointsFile(dataDir: string): CloudEndpointsFile | undefin
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as CloudEndpointsFile) : undefined
 }
 
+/** "pid 1234 (mqtt 127.0.0.1:1884, http 127.0.0.1:8090)": the shim holding a data dir, from its endpoints file. */
+export function describeRunning(dataDir: string): string {
+  try {
+    const file = readEndpointsFile(dataDir)
+    if (file === undefined) return 'another cloud shim (it has not written its endpoints yet)'
+    const listening = Object.entries(file.endpoints).map(([name, a]) => `${name} ${a.host}:${a.port}`)
+    return `pid ${file.pid}${listening.length > 0 ? ` (${listening.join(', ')})` : ''}`
+  } catch {
+    return 'another cloud shim (its endpoints file does not parse)'
+  }
+}
+
 /** The cloud shim's own CA (`<dataDir>/pki`), created with a server certificate on first use. */
 export async function ensureCa(config: CloudConfig, log: Logger): Promise<KeyPairPem> {
   const files = caFiles(config.dataDir)
