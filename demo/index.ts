@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { acquireDaemonLock, daemonLockFile, DataDirInUseError } from '../coordinator/store/index.js'
 import { DEVICE_NAMES, ROOM_TEMPERATURE, startDevices } from './devices.js'
 import { guide } from './guide.js'
 import { cli, startDaemon, type Daemon, type ListenAddress } from './run.js'
@@ -24,7 +25,8 @@ import { startStatus } from './status.js'
 const USAGE = `usage: npm run demo -- [--data-dir DIR] [--keep]
 
   --data-dir DIR  where everything lives (default: a new temporary directory); it is emptied
-                  first, so it must be missing, empty, or a previous demo's
+                  first, so it must be missing, empty, or a previous demo's that
+                  is no longer running
   --keep          keep the data directory when the demo stops (default: remove it)
 `
 
@@ -160,10 +162,33 @@ function prepareDataDir(given: string | undefined): string {
   if (existsSync(dir) && readdirSync(dir).length > 0 && !existsSync(join(dir, MARKER))) {
     return fail(`${dir} is not empty and not a previous demo's data directory; give another --data-dir`)
   }
+  refuseIfRunning(dir)
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, MARKER), '')
   return dir
+}
+
+/** A previous demo's directory may still be in use by its daemons: emptying it would pull their files away. */
+function refuseIfRunning(dir: string): void {
+  for (const sub of ['cloud', 'coordinator']) {
+    const dataDir = join(dir, sub)
+    if (!existsSync(daemonLockFile(dataDir))) continue
+    try {
+      acquireDaemonLock(dataDir, () => runningPid(dataDir)).release()
+    } catch (err) {
+      if (!(err instanceof DataDirInUseError)) throw err
+      fail(`${dir} is in use by a running demo (its ${sub} is ${runningPid(dataDir)}); stop that demo first, or give another --data-dir`)
+    }
+  }
+}
+
+function runningPid(dataDir: string): string {
+  try {
+    return `pid ${(JSON.parse(readFileSync(join(dataDir, 'endpoints.json'), 'utf8')) as { pid: number }).pid}`
+  } catch {
+    return 'a daemon that has not written its endpoints yet'
+  }
 }
 
 function fail(message: string): never {

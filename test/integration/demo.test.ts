@@ -61,6 +61,13 @@ describe('npm run demo', () => {
     await demo.waitFor(READY, 120_000)
     expect(demoValues(demo.stdout()).dataDir).toBe(dir)
     expect(existsSync(join(dir, 'left-over-from-last-run'))).toBe(false)
+
+    const before = readdirSync(dir).sort()
+    const second = startDemo(['--data-dir', dir])
+    expect(await second.exited).toBe(1)
+    expect(second.stderr()).toMatch(new RegExp(`demo: ${dir} is in use by a running demo \\(its cloud is pid \\d+\\)`))
+    expect(readdirSync(dir).sort()).toEqual(before)
+
     expect(await demo.stop('SIGTERM')).toBe(0)
     expect(demo.stdout()).toContain(`data kept in ${dir}`)
     expect(readdirSync(dir)).toEqual(expect.arrayContaining(['cloud.log', 'coordinator.log', 'coordinator', 'cloud']))
