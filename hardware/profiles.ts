@@ -1,7 +1,7 @@
 /**
  * Board profiles: the default limits a coordinator runs with on each supported board, sized to its
  * RAM and storage. Greengrass fixes one JVM heap for every board and users on small ones ran out of
- * memory (peers-and-user-pains §C11-C15); a Pi Zero 2 W and a Pi 5 need different numbers.
+ * memory; a Pi Zero 2 W and a Pi 5 need different numbers.
  *
  * The values are defaults under the config file: any key an operator writes wins.
  */

@@ -2,7 +2,7 @@
  * A size-capped log file: when the live file passes `maxBytes` it becomes `<file>.1` (older ones
  * shift to `.2` ... `.<maxFiles>`, the oldest is deleted) and a new live file is opened. The log
  * therefore never takes more than about maxBytes * (maxFiles + 1) on the card: Greengrass logs
- * have filled whole disks (nucleus #1649, peers-and-user-pains §G29).
+ * have filled whole disks (Greengrass nucleus #1649).
  *
  * pino 10 has no size rotation of its own (pino-roll is a separate package, and a worker-thread
  * transport costs a thread and memory on a Pi Zero). Its destination, SonicBoom, supports

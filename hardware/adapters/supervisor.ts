@@ -1,8 +1,8 @@
 /**
  * Keeps one adapter running: a failed start or lost hardware (a USB serial adapter unplugged, the
  * process holding a GPIO line killed) is retried with exponential backoff, forever. Hardware
- * failures never stop the coordinator, and never become sticky: peers' users lost devices to
- * give-up states that only a reboot cleared (peers-and-user-pains §A, §I36).
+ * failures never stop the coordinator, and never become sticky: users of other edge runtimes lost
+ * devices to give-up states that only a reboot or a site visit cleared.
  */
 import type { Logger } from '../../coordinator/core/log.js'
 import type { Adapter } from './adapter.js'
