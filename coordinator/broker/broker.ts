@@ -10,6 +10,7 @@ import type { Decision, PolicyEngine } from './policy.js'
 import { TokenThrottle, type BackoffStarted } from './token-throttle.js'
 import { storedWillOwner, WILL_OWNER_FIELD, willOwnerOf } from './wills.js'
 import { batchWrites } from './write-batching.js'
+import { readBuffered } from './read-buffered.js'
 
 export interface BrokerOptions {
   /** aedes persistence (the SQLite one in production). */
@@ -135,10 +136,10 @@ export class Broker implements LocalBus {
 
   /**
    * Serves one connection (what the listeners call): aedes, with the packet size bounded in its
-   * parser and the connection's writes batched per event-loop turn. A parser that cannot be bounded is refused rather than served unbounded.
+   * parser, its buffered input read whole, and the connection's writes batched per event-loop turn. A parser that cannot be bounded is refused rather than served unbounded.
    */
   readonly handle = (conn: Duplex, req?: IncomingMessage): void => {
-    const client = this.aedes.handle(batchWrites(conn), req)
+    const client = this.aedes.handle(batchWrites(readBuffered(conn)), req)
     if (limitPacketSize(client, this.#limits.maxPacketBytes, (err) => this.#packetTooLarge(client, err))) return
     this.#log.error('cannot bound the MQTT parser (unexpected aedes/mqtt-packet version): connection refused')
     conn.destroy()
