@@ -24,7 +24,8 @@ export interface RunningCloudShim {
 export async function startCloudShim(overrides: Record<string, unknown> = {}, opts: { dataDir?: string } = {}): Promise<RunningCloudShim> {
   const tmp = opts.dataDir === undefined ? tempDir('edge-cloud-') : { dir: opts.dataDir, remove: () => {} }
   const config = loadCloudConfig({
-    overrides: { dataDir: tmp.dir, listeners: { mqtt: { port: 0 }, mqtts: { port: 0 }, http: { port: 0 } }, ...overrides },
+    // Listener overrides merge per listener, so overriding one port never brings back another's default.
+    overrides: { dataDir: tmp.dir, ...overrides, listeners: { mqtt: { port: 0 }, mqtts: { port: 0 }, http: { port: 0 }, ...(overrides['listeners'] as object | undefined) } },
   })
   const shim = await CloudShim.start(config, silentLogger())
   return {

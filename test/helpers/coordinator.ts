@@ -20,8 +20,9 @@ export async function startCoordinator(overrides: Record<string, unknown> = {}, 
   const config = loadConfig({
     overrides: {
       dataDir: tmp.dir,
-      listeners: { mqtt: { port: 0 }, mqtts: { port: 0 }, ws: { port: 0 }, http: { port: 0 } },
       ...overrides,
+      // Merged per listener, so overriding one port never brings back another's default.
+      listeners: { mqtt: { port: 0 }, mqtts: { port: 0 }, ws: { port: 0 }, http: { port: 0 }, ...(overrides['listeners'] as object | undefined) },
     },
   })
   const coordinator = await Coordinator.start(config, silentLogger(), opts.clock)
