@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { InvalidArgumentError } from '../../coordinator/core/errors.js'
 import type { Logger } from '../../coordinator/core/log.js'
 import type { ListenAddress } from '../../coordinator/broker/index.js'
-import { caExists, caFiles, defaultServerHosts, initCa, readCa, type KeyPairPem } from '../../coordinator/pki/index.js'
+import { caFiles, checkCa, defaultServerHosts, initCa, readCa, type KeyPairPem } from '../../coordinator/pki/index.js'
 import { createWebGuard, serverNames, type WebGuard } from '../../coordinator/core/web.js'
 import { withoutCredentials } from '../bus/index.js'
 import type { CloudConfig } from '../config/index.js'
@@ -48,7 +48,7 @@ export function describeRunning(dataDir: string): string {
 /** The cloud shim's own CA (`<dataDir>/pki`), created with a server certificate on first use. */
 export async function ensureCa(config: CloudConfig, log: Logger): Promise<KeyPairPem> {
   const files = caFiles(config.dataDir)
-  if (!caExists(files) || !existsSync(files.serverCert)) {
+  if (!checkCa(files) || !existsSync(files.serverCert)) {
     const hosts = defaultServerHosts([config.listeners.mqtts?.host ?? '', ...config.auth.serverCertHosts].filter(Boolean))
     await initCa(files, hosts)
     log.info({ dir: files.dir, hosts }, 'created the cloud shim CA and server certificate')

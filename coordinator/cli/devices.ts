@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { InvalidArgumentError } from '../core/errors.js'
 import { isValidThingName } from '../protocol/index.js'
-import { caExists, caFiles, defaultServerHosts, initCa, readCa } from '../pki/ca-files.js'
+import { caFiles, checkCa, defaultServerHosts, initCa, readCa } from '../pki/ca-files.js'
 import { openDatabase, DeviceStore, type DeviceRecord } from '../store/index.js'
 import { databaseFile } from '../kernel/coordinator.js'
 import type { CoordinatorConfig } from '../config/index.js'
@@ -83,7 +83,7 @@ async function addDevice(name: string, opts: AddOptions): Promise<void> {
 async function writeCertificate(config: CoordinatorConfig, name: string, outDir: string): Promise<string> {
   const { certificateInfo, issueClientCert } = await import('../pki/index.js')
   const files = caFiles(config.dataDir)
-  if (!caExists(files)) await initCa(files, defaultServerHosts([config.listeners.mqtts?.host ?? '', ...config.auth.serverCertHosts].filter(Boolean)))
+  if (!checkCa(files)) await initCa(files, defaultServerHosts([config.listeners.mqtts?.host ?? '', ...config.auth.serverCertHosts].filter(Boolean)))
   const issued = await issueClientCert(readCa(files), { thingName: name })
   mkdirSync(outDir, { recursive: true, mode: 0o700 })
   writeFileAtomic(join(outDir, 'key.pem'), issued.keyPem)

@@ -5,7 +5,7 @@ import { K, type Logger } from '../core/log.js'
 import { ConfigError } from '../core/errors.js'
 import { anonymousLoopbackAllowed, isLoopbackHost, type CoordinatorConfig } from '../config/index.js'
 import { acquireDaemonLock, openDatabase, prepareDataDir, DeviceStore, ShadowStore, createBrokerPersistence, type DaemonLock, type Db, type SqliteBrokerPersistence } from '../store/index.js'
-import { caExists, caFiles, defaultServerHosts, initCa, readCa, readServer } from '../pki/ca-files.js'
+import { caFiles, checkCa, defaultServerHosts, initCa, readCa, readServer } from '../pki/ca-files.js'
 import { ensureApiToken } from '../pki/api-token.js'
 import { refusalCounter } from '../core/web.js'
 import { coordinatorWebGuard } from './web.js'
@@ -58,6 +58,8 @@ export class Coordinator {
   readonly #log: Logger
   readonly #listeners: Listener[] = []
   #db: Db | undefined
+  /** The CA certificate discovery hands out: read and checked once at start, never a file changed since. */
+  #caPem: string | null = null
   #lock: DaemonLock | undefined
   #brokerDb: Db | undefined
   #persistence: SqliteBrokerPersistence | undefined
@@ -191,14 +193,16 @@ export class Coordinator {
     if (listeners.mqtt !== null) this.#add(await listenTcp(listeners.mqtt, handle))
     if (listeners.mqtts !== null) {
       const files = caFiles(dataDir)
-      if (!caExists(files) || !existsSync(files.serverCert)) {
+      if (!checkCa(files) || !existsSync(files.serverCert)) {
         const hosts = defaultServerHosts([listeners.mqtts.host, ...auth.serverCertHosts])
         await initCa(files, hosts)
         this.#log.info({ dir: files.dir, hosts }, 'created the coordinator CA and server certificate')
       }
       const server = readServer(files)
-      this.#add(await listenTls(listeners.mqtts, { certPem: server.certPem, keyPem: server.keyPem, caPem: readCa(files).certPem }, handle, bounds))
+      this.#caPem = readCa(files).certPem
+      this.#add(await listenTls(listeners.mqtts, { certPem: server.certPem, keyPem: server.keyPem, caPem: this.#caPem }, handle, bounds))
     }
+    else if (checkCa(caFiles(dataDir))) this.#caPem = readCa(caFiles(dataDir)).certPem
     const web = coordinatorWebGuard(this.#config)
     if (listeners.ws !== null) {
       const log = this.#log.child({ module: 'broker', [K.listener]: 'ws' })
@@ -229,8 +233,7 @@ export class Coordinator {
       const path = protocol === 'ws' ? listeners.ws?.path : undefined
       for (const host of hosts(at.host)) endpoints.push({ protocol, host, port: at.port, ...(path === undefined ? {} : { path }) })
     }
-    const files = caFiles(dataDir)
-    return { endpoints, caPem: caExists(files) ? readCa(files).certPem : null }
+    return { endpoints, caPem: this.#caPem }
   }
 
   #add(l: Listener): void {

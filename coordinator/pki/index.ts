@@ -12,5 +12,5 @@ export {
   type CertInfo,
 } from './ca.js'
 export { generateToken, hashToken, verifyToken } from './tokens.js'
-export { caFiles, caExists, readCa, readServer, defaultServerHosts, initCa, type CaFiles } from './ca-files.js'
+export { caFiles, checkCa, CaUnusableError, readCa, readServer, defaultServerHosts, initCa, type CaFiles } from './ca-files.js'
 export { ensureApiToken } from './api-token.js'
