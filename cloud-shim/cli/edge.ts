@@ -7,6 +7,7 @@
 import { readdirSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { exitQuietlyOnClosedPipe } from '../../coordinator/cli/stdio.js'
+import { packageVersion } from '../../coordinator/core/version.js'
 import { ApiError, DEFAULT_CLOUD_URL } from './edge/client.js'
 
 const COMMANDS = new URL('./edge/commands/', import.meta.url)
@@ -21,6 +22,7 @@ export async function buildEdgeProgram(): Promise<Command> {
     .option('--cloud <url>', `cloud shim API URL (default: $EDGE_CLOUD or ${DEFAULT_CLOUD_URL})`)
     .option('--token <token>', 'API token, needed from other machines (default: $EDGE_CLOUD_TOKEN)')
     .option('--json', 'JSON output for scripts')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError()
   // Compiled modules in dist/, TypeScript sources when run from the source tree.
   const files = readdirSync(COMMANDS).filter((f) => /\.(js|ts)$/.test(f) && !f.endsWith('.d.ts')).sort()

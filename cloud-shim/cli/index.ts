@@ -1,5 +1,6 @@
 import { Command } from 'commander'
 import { runProgram } from '../../coordinator/cli/common.js'
+import { packageVersion } from '../../coordinator/core/version.js'
 import { registerCerts } from './certs.js'
 import { registerCoordinators } from './coordinators.js'
 import { registerStart } from './start.js'
@@ -7,6 +8,7 @@ import { registerStart } from './start.js'
 export function buildProgram(): Command {
   const program = new Command('edge-cloud')
     .description('Cloud shim for edge coordinators: registry and groups, cloud shadows, bundle catalog, HTTP API')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError()
   registerStart(program)
   registerCoordinators(program)

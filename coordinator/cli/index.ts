@@ -1,4 +1,5 @@
 import { Command } from 'commander'
+import { packageVersion } from '../core/version.js'
 import { runProgram } from './common.js'
 import { registerStart } from './start.js'
 import { registerCerts } from './certs.js'
@@ -8,6 +9,7 @@ import { registerShadow } from './shadow.js'
 export function buildProgram(): Command {
   const program = new Command('edge-coordinator')
     .description('Edge coordinator for IoT gateways: MQTT broker, AWS-compatible device shadows, local API')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError()
   registerStart(program)
   registerCerts(program)

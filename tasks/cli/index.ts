@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander'
 import { exitQuietlyOnClosedPipe } from '../../coordinator/cli/stdio.js'
+import { packageVersion } from '../../coordinator/core/version.js'
 import { registerDev } from './dev.js'
 import { registerLocal } from './local.js'
 import { registerPack } from './pack.js'
@@ -12,6 +13,7 @@ import { registerRemote } from './remote.js'
 export function buildProgram(): Command {
   const program = new Command('edge-task')
     .description('Build, sign and deploy edge coordinator tasks')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError()
   registerPack(program)
   registerLocal(program)
