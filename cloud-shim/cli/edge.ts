@@ -6,6 +6,7 @@
  */
 import { readdirSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
+import { packageVersion } from '../../coordinator/core/version.js'
 import { exitQuietlyOnClosedPipe } from '../../coordinator/cli/stdio.js'
 import { ApiError, DEFAULT_CLOUD_URL } from './edge/client.js'
 
@@ -17,6 +18,7 @@ interface CommandModule {
 
 export async function buildEdgeProgram(): Promise<Command> {
   const program = new Command('edge')
+    .version(packageVersion())
     .description('Operate an edge fleet through the cloud shim: things, groups, bundles, deployments, shadows')
     .option('--cloud <url>', `cloud shim API URL (default: $EDGE_CLOUD or ${DEFAULT_CLOUD_URL})`)
     .option('--token <token>', 'API token, needed from other machines (default: $EDGE_CLOUD_TOKEN)')

@@ -1,4 +1,5 @@
 import { Command } from 'commander'
+import { packageVersion } from '../../coordinator/core/version.js'
 import { runProgram } from '../../coordinator/cli/common.js'
 import { registerCerts } from './certs.js'
 import { registerCoordinators } from './coordinators.js'
@@ -6,6 +7,7 @@ import { registerStart } from './start.js'
 
 export function buildProgram(): Command {
   const program = new Command('edge-cloud')
+    .version(packageVersion())
     .description('Cloud shim for edge coordinators: registry and groups, cloud shadows, bundle catalog, HTTP API')
     .showHelpAfterError()
   registerStart(program)

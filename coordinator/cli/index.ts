@@ -1,4 +1,5 @@
 import { Command } from 'commander'
+import { packageVersion } from '../core/version.js'
 import { runProgram } from './common.js'
 import { registerStart } from './start.js'
 import { registerCerts } from './certs.js'
@@ -7,6 +8,7 @@ import { registerShadow } from './shadow.js'
 
 export function buildProgram(): Command {
   const program = new Command('edge-coordinator')
+    .version(packageVersion())
     .description('Edge coordinator for IoT gateways: MQTT broker, AWS-compatible device shadows, local API')
     .showHelpAfterError()
   registerStart(program)

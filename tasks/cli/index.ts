@@ -3,6 +3,7 @@
  * coordinator's local API: push, ls, show, rm, stop, start, invoke, logs, and dev (the watch loop).
  */
 import { Command, CommanderError } from 'commander'
+import { packageVersion } from '../../coordinator/core/version.js'
 import { exitQuietlyOnClosedPipe } from '../../coordinator/cli/stdio.js'
 import { registerDev } from './dev.js'
 import { registerLocal } from './local.js'
@@ -11,6 +12,7 @@ import { registerRemote } from './remote.js'
 
 export function buildProgram(): Command {
   const program = new Command('edge-task')
+    .version(packageVersion())
     .description('Build, sign and deploy edge coordinator tasks')
     .showHelpAfterError()
   registerPack(program)
