@@ -35,7 +35,7 @@ export function registerCoordinators(program: Command): void {
     .option('--token', 'also issue a token (an MQTT password usable instead of the certificate)')
     .option('--out <dir>', 'where to write the join file (default: the current directory)')
     .action((name: string, opts: AddOptions) => addCoordinator(name, opts))
-  coordinators.command('list').description('list coordinators').option('--json', 'JSON output')
+  coordinators.command('list').alias('ls').description('list coordinators').option('--json', 'JSON output')
     .addOption(configOption()).addOption(dataDirOption())
     .action((opts: CommonOptions & { json?: boolean }) => withRegistry(opts, ({ registry }) => {
       const all = registry.listThings({ kind: 'coordinator' })
@@ -43,7 +43,7 @@ export function registerCoordinators(program: Command): void {
       if (all.length === 0) return print('no coordinators registered')
       for (const c of all) print(`${c.name}\t${c.tags.join(',')}\t${Object.entries(c.attributes).map(([k, v]) => `${k}=${v}`).join(' ')}`)
     }))
-  coordinators.command('remove <name>').description('remove a coordinator; its certificate and token stop working at once')
+  coordinators.command('remove <name>').alias('rm').description('remove a coordinator; its certificate and token stop working at once')
     .addOption(configOption()).addOption(dataDirOption())
     .action((name: string, opts: CommonOptions) => withRegistry(opts, ({ registry }) => {
       registry.removeThing(name)

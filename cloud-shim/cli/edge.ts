@@ -6,8 +6,8 @@
  */
 import { readdirSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
-import { exitQuietlyOnClosedPipe } from '../../coordinator/cli/stdio.js'
 import { packageVersion } from '../../coordinator/core/version.js'
+import { exitQuietlyOnClosedPipe } from '../../coordinator/cli/stdio.js'
 import { ApiError, DEFAULT_CLOUD_URL } from './edge/client.js'
 
 const COMMANDS = new URL('./edge/commands/', import.meta.url)

@@ -1,6 +1,6 @@
 import { Command } from 'commander'
-import { runProgram } from '../../coordinator/cli/common.js'
 import { packageVersion } from '../../coordinator/core/version.js'
+import { runProgram } from '../../coordinator/cli/common.js'
 import { registerCerts } from './certs.js'
 import { registerCoordinators } from './coordinators.js'
 import { registerStart } from './start.js'

@@ -29,7 +29,7 @@ export function registerDevices(program: Command): void {
     .option('--no-cert', 'issue no certificate (token-only device)')
     .option('--out <dir>', 'where to write the credentials (default <data-dir>/devices/<name>)')
     .action(async (name: string, opts: AddOptions) => addDevice(name, opts))
-  devices.command('list').description('list registered devices')
+  devices.command('list').alias('ls').description('list registered devices')
     .addOption(configOption()).addOption(dataDirOption()).option('--json', 'JSON output')
     .action((opts: CommonOptions & { json?: boolean }) => withStore(opts, (store) => {
       const all = store.list()
@@ -42,7 +42,7 @@ export function registerDevices(program: Command): void {
     .action((name: string, opts: CommonOptions) => withStore(opts, (store) => {
       print(JSON.stringify(publicView(mustGet(store, name)), null, 2))
     }))
-  devices.command('remove <name>').description('unregister a device; its certificate and token stop working')
+  devices.command('remove <name>').alias('rm').description('unregister a device; its certificate and token stop working')
     .addOption(configOption()).addOption(dataDirOption())
     .action((name: string, opts: CommonOptions) => withStore(opts, (store, config) => {
       mustGet(store, name)

@@ -3,8 +3,8 @@
  * coordinator's local API: push, ls, show, rm, stop, start, invoke, logs, and dev (the watch loop).
  */
 import { Command, CommanderError } from 'commander'
-import { exitQuietlyOnClosedPipe } from '../../coordinator/cli/stdio.js'
 import { packageVersion } from '../../coordinator/core/version.js'
+import { exitQuietlyOnClosedPipe } from '../../coordinator/cli/stdio.js'
 import { registerDev } from './dev.js'
 import { registerLocal } from './local.js'
 import { registerPack } from './pack.js'

@@ -17,7 +17,7 @@ export function registerRemote(program: Command): void {
       const config = opts.config === undefined ? undefined : jsonArg(opts.config, undefined, '{}')
       for (const line of describeTask(await client(opts).push(readUserFile(file, 'bundle'), config))) print(line)
     })
-  remote('ls', 'list installed tasks').option('--json', 'JSON output')
+  remote('ls', 'list installed tasks').alias('list').option('--json', 'JSON output')
     .action(async (opts: RemoteOptions & { json?: boolean }) => {
       const tasks = await client(opts).list()
       if (opts.json === true) print(JSON.stringify(tasks, null, 2))
@@ -30,7 +30,7 @@ export function registerRemote(program: Command): void {
       if (opts.json === true) print(JSON.stringify(task, null, 2))
       else for (const line of describeTask(task)) print(line)
     })
-  remote('rm <name>', 'uninstall a task')
+  remote('rm <name>', 'uninstall a task').alias('remove')
     .action(async (name: string, opts: RemoteOptions) => {
       await client(opts).act('DELETE', name)
       print(`removed ${name}`)

@@ -1,9 +1,11 @@
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli } from '../helpers/devices-cli.js'
 import { killHard, startDaemon, type Daemon } from '../helpers/daemon.js'
 import { tempDir } from '../helpers/tmp.js'
+
+const PKG_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 describe('edge-coordinator CLI', () => {
   const tmp = tempDir()
@@ -46,6 +48,23 @@ describe('edge-coordinator CLI', () => {
     const r = await runCli(['start', '--config', config, '--data-dir', join(tmp.dir, 'unused2'), '--mqtt-port', '0', '--mqtts-port', '0', '--ws-port', '0', '--http-port', '0'])
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/policy "ops" statement 0 resource "a\/#\/b"/)
+  })
+
+  it('prints the package.json version for --version and exits 0', async () => {
+    const r = await runCli(['--version'])
+    expect(r.code).toBe(0)
+    expect(r.stdout.trim()).toBe(PKG_VERSION)
+  })
+
+  it('answers devices ls like devices list, and devices rm like devices remove', async () => {
+    for (const name of ['alias-a', 'alias-b']) expect((await runCli(['devices', 'add', name, '--data-dir', dataDir])).code).toBe(0)
+    const list = await runCli(['devices', 'list', '--data-dir', dataDir, '--json'])
+    const ls = await runCli(['devices', 'ls', '--data-dir', dataDir, '--json'])
+    expect(ls.code).toBe(0)
+    expect(ls.stdout).toBe(list.stdout)
+    expect((await runCli(['devices', 'remove', 'alias-a', '--data-dir', dataDir])).stdout).toMatch(/removed alias-a/)
+    expect((await runCli(['devices', 'rm', 'alias-b', '--data-dir', dataDir])).stdout).toMatch(/removed alias-b/)
+    expect(JSON.parse((await runCli(['devices', 'ls', '--data-dir', dataDir, '--json'])).stdout)).not.toContainEqual(expect.objectContaining({ name: 'alias-b' }))
   })
 
   it('registers, lists, shows and removes devices', async () => {

@@ -2,11 +2,13 @@
  * The operator CLIs as built binaries: `edge-cloud start` as a real daemon process, and `edge`
  * against it with --json output for scripts.
  */
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLOUD_BIN, EDGE_BIN, makeBundle, runBin, startCloudDaemon, type CliResult, type CloudDaemon } from '../helpers/cloud-shim.js'
 import { tempDir } from '../helpers/tmp.js'
+
+const PKG_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 describe('edge CLI against a running edge-cloud daemon', () => {
   const tmp = tempDir('edge-cloud-cli-')
@@ -34,6 +36,23 @@ describe('edge CLI against a running edge-cloud daemon', () => {
   afterAll(async () => {
     await daemon?.stop()
     tmp.remove()
+  })
+
+  it('should print the package.json version for edge --version and edge-cloud --version, exiting 0', async () => {
+    for (const bin of [EDGE_BIN, CLOUD_BIN]) {
+      const r = await runBin(bin, ['--version'])
+      expect(r.code).toBe(0)
+      expect(r.stdout.trim()).toBe(PKG_VERSION)
+    }
+  })
+
+  it('should answer things list like things ls, and coordinators ls like coordinators list', async () => {
+    expect(await edgeJson('things', 'list')).toEqual(await edgeJson('things', 'ls'))
+    const dataDir = join(tmp.dir, 'data')
+    const list = await runBin(CLOUD_BIN, ['coordinators', 'list', '--data-dir', dataDir, '--json'])
+    const ls = await runBin(CLOUD_BIN, ['coordinators', 'ls', '--data-dir', dataDir, '--json'])
+    expect(ls.code).toBe(0)
+    expect(ls.stdout).toBe(list.stdout)
   })
 
   it('should list the things that `edge-cloud coordinators add` registered, as JSON and as a table', async () => {

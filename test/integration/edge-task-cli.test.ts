@@ -14,6 +14,7 @@ import { tempDir } from '../helpers/tmp.js'
 import { startCoordinator, type RunningCoordinator } from '../helpers/coordinator.js'
 
 const BIN = fileURLToPath(new URL('../../bin/edge-task.js', import.meta.url))
+const PKG_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 const EXAMPLES = fileURLToPath(new URL('../../tasks/examples/', import.meta.url))
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true })
 
@@ -55,6 +56,12 @@ const manifest = (name: string, extra: object = {}) => ({ name, version: '0.1.0'
 describe('edge-task: keys, pack, sign, inspect', () => {
   const tmp = tempDir('edge-task-cli-')
   afterAll(() => tmp.remove())
+
+  it('--version prints the package.json version and exits 0', async () => {
+    const r = await edgeTask(['--version'], tmp.dir)
+    expect(r.code).toBe(0)
+    expect(r.stdout.trim()).toBe(PKG_VERSION)
+  })
 
   it('keygen writes a private key only its owner can read and prints the keyId', async () => {
     const r = await edgeTask(['keygen', '--out', 'keys'], tmp.dir)
@@ -315,6 +322,7 @@ describe('edge-task: talking to a coordinator', () => {
   it('ls --json, show, stop, start and rm', async () => {
     const list = JSON.parse((await edgeTask(['ls', '--json', '--coordinator', url], tmp.dir)).stdout) as TaskInfo[]
     expect(list.map((t) => t.name)).toEqual(['thermostat'])
+    expect((JSON.parse((await edgeTask(['list', '--json', '--coordinator', url], tmp.dir)).stdout) as TaskInfo[]).map((t) => t.name)).toEqual(['thermostat'])
     expect((await edgeTask(['show', 'thermostat', '--coordinator', url], tmp.dir)).stdout).toMatch(/triggers\s+every 30s; shadow-delta heater-1 \(shadow thermostat\); invoke/)
     expect((await edgeTask(['stop', 'thermostat', '--coordinator', url], tmp.dir)).stdout).toBe('thermostat: stopped\n')
     expect((await installed('thermostat'))?.state).toBe('stopped')

@@ -21,7 +21,7 @@ const short = (digest: string): string => digest.slice(0, 12)
 /** `edge bundles`: the catalog of task bundles. */
 export function register(program: Command): void {
   const bundles = program.command('bundles').description('push, list and inspect task bundles in the catalog')
-  bundles.command('ls', { isDefault: true }).description('list bundle names with their latest version')
+  bundles.command('ls', { isDefault: true }).alias('list').description('list bundle names with their latest version')
     .action(async (_opts: unknown, cmd: Command) => {
       const { client, json } = contextOf(cmd)
       const { bundles: list } = await client.call<{ bundles: Array<{ name: string; versions: number; latest: BundleView }> }>('GET', '/v1/bundles')

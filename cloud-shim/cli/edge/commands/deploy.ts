@@ -39,7 +39,7 @@ export function register(program: Command): void {
       if (json) printJson(d)
       else statusLines(d).forEach((l) => print(l))
     })
-  deploy.command('ls', { isDefault: true }).description('list deployments, newest first').action(list)
+  deploy.command('ls', { isDefault: true }).alias('list').description('list deployments, newest first').action(list)
   deploy.command('cancel <id>').description('stop starting coordinators; those already moved stay unless --rollback')
     .option('--rollback', 'also move the coordinators already moved back to their previous task set')
     .action(async (id: string, opts: { rollback?: boolean }, cmd: Command) => {
@@ -138,7 +138,7 @@ function registerSnapshot(deploy: Command): void {
     if (json) printJson(s)
     else print(`group ${s.group}: ${s.bundles.join(', ')} until ${s.until}`)
   })
-  snapshot.command('rm <group>').description('lift the freeze').action(async (group: string, _opts: unknown, cmd: Command) => {
+  snapshot.command('rm <group>').alias('remove').description('lift the freeze').action(async (group: string, _opts: unknown, cmd: Command) => {
     const { client, json } = contextOf(cmd)
     const r = await client.call<unknown>('DELETE', path`/v1/groups/${group}/snapshot`)
     if (json) printJson(r)

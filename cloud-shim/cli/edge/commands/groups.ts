@@ -16,7 +16,7 @@ const definition = (g: GroupView): string => (g.kind === 'dynamic' ? g.query ?? 
 /** `edge groups`: static groups and dynamic groups defined by a query. */
 export function register(program: Command): void {
   const groups = program.command('groups').description('list, create, inspect and remove groups of things')
-  groups.command('ls', { isDefault: true }).description('list groups').action(list)
+  groups.command('ls', { isDefault: true }).alias('list').description('list groups').action(list)
   groups.command('create <name>').description('create a dynamic group (--query) or a static group (--members)')
     .option('--query <query>', 'e.g. \'attributes.site = "north" AND tags HAS gpio\'')
     .option('--members <names>', 'comma-separated thing names')
@@ -28,7 +28,7 @@ export function register(program: Command): void {
       const { things } = await client.call<{ things: ThingView[] }>('GET', `/v1/things?${new URLSearchParams({ query }).toString()}`)
       printThings(things, json)
     })
-  groups.command('rm <name>').description('remove a group (its things stay)')
+  groups.command('rm <name>').alias('remove').description('remove a group (its things stay)')
     .action(async (name: string, _opts: unknown, cmd: Command) => {
       const { client, json } = contextOf(cmd)
       const r = await client.call<unknown>('DELETE', path`/v1/groups/${name}`)

@@ -26,7 +26,7 @@ export function register(program: Command): void {
   things.command('show <name>').description('show one thing and its groups').action(show)
   addCommand(things)
   setCommand(things)
-  things.command('rm <name>').description('remove a thing (a coordinator loses its credentials)')
+  things.command('rm <name>').alias('remove').description('remove a thing (a coordinator loses its credentials)')
     .action(async (name: string, _opts: unknown, cmd: Command) => {
       const { client, json } = contextOf(cmd)
       const r = await client.call<unknown>('DELETE', path`/v1/things/${name}`)
@@ -36,7 +36,7 @@ export function register(program: Command): void {
 }
 
 function listCommand(things: Command): void {
-  things.command('ls', { isDefault: true }).description('list things')
+  things.command('ls', { isDefault: true }).alias('list').description('list things')
     .option('--kind <kind>', 'only coordinators or devices')
     .option('--coordinator <name>', 'only the devices of this coordinator')
     .option('--query <query>', 'only things matching a group query')
