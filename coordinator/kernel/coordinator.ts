@@ -201,8 +201,9 @@ export class Coordinator {
       const server = readServer(files)
       this.#caPem = readCa(files).certPem
       this.#add(await listenTls(listeners.mqtts, { certPem: server.certPem, keyPem: server.keyPem, caPem: this.#caPem }, handle, bounds))
+    } else if (checkCa(caFiles(dataDir))) {
+      this.#caPem = readCa(caFiles(dataDir)).certPem
     }
-    else if (checkCa(caFiles(dataDir))) this.#caPem = readCa(caFiles(dataDir)).certPem
     const web = coordinatorWebGuard(this.#config)
     if (listeners.ws !== null) {
       const log = this.#log.child({ module: 'broker', [K.listener]: 'ws' })
