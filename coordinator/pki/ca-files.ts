@@ -38,7 +38,7 @@ export class CaUnusableError extends CoordinatorError {
   constructor(readonly file: string, problem: string) {
     super(
       `the CA is unusable: ${file} ${problem}. Restore it from a backup, or run \`certs init --force\` to ` +
-        'issue a new CA (the old pki/ is kept aside; every device then needs new credentials)',
+        'issue a new CA (the old pki/ is kept aside; everything it issued credentials to, devices or coordinators, then needs new ones)',
     )
   }
 }
