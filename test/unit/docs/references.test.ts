@@ -11,14 +11,8 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../../..')
-/** This file names the forbidden references itself, so it is the one file not scanned for them. */
+/** This file's examples mention missing documents on purpose, so it is the one file not scanned for them. */
 const SELF = relative(REPO, fileURLToPath(import.meta.url)).split(sep).join('/')
-
-/**
- * Names of documents that live outside the repository (team notes, a sibling checkout, design
- * documents that were never added). Matched case-insensitively.
- */
-const OUTSIDE = ['../shared/', 'peers-and-user-pains', 'ARCHITECTURE.md', 'STYLE.md', 'shadow-protocol.md']
 
 const SKIP_DIRS = new Set(['node_modules', 'dist', '.git'])
 
@@ -81,32 +75,26 @@ interface Problem {
   message: string
 }
 
-const PATH_CHAR = /[\w./~-]/
+/** A path-like token: `../notes/x.md`, `docs/DESIGN.md`. */
+const PATH_TOKEN = /[\w./~-]+/g
 
-/** Mentions of outside documents in one file's text, unless the path mentioned is in the repository. */
+/**
+ * Mentions, in one file's text, of a path that leaves the repository (`../x/...` above its root) or
+ * of a markdown document (`*.md`) the repository does not hold: both point at something a reader
+ * of the repository does not have.
+ */
 function outsideReferences(file: string, text: string, exists: Exists): Problem[] {
   const problems: Problem[] = []
-  const lines = text.split(/\r?\n/)
-  lines.forEach((content, i) => {
-    const lower = content.toLowerCase()
-    /** Token starts already reported on this line (`../shared/STYLE.md` matches two names). */
-    const seen = new Set<number>()
-    for (const name of OUTSIDE) {
-      const needle = name.toLowerCase()
-      for (let at = lower.indexOf(needle); at !== -1; at = lower.indexOf(needle, at + needle.length)) {
-        // The whole path-like token around the mention: `docs/ARCHITECTURE.md`, `../shared/x.md`.
-        let start = at
-        while (start > 0 && PATH_CHAR.test(content[start - 1] ?? '')) start--
-        let end = at + needle.length
-        while (end < content.length && PATH_CHAR.test(content[end] ?? '')) end++
-        // A trailing dot ends the sentence, not the path.
-        const token = content.slice(start, end).replace(/\.+$/, '')
-        if (seen.has(start)) continue
-        seen.add(start)
-        const candidates = [resolveIn(file, token), resolveIn('', token.replace(/^\/+/, ''))]
-        if (candidates.some((c) => c !== undefined && exists(c))) continue
-        problems.push({ file, line: i + 1, message: `refers to "${token}", which is not in the repository` })
-      }
+  text.split(/\r?\n/).forEach((content, i) => {
+    for (const m of content.matchAll(PATH_TOKEN)) {
+      // A trailing dot ends the sentence, not the path.
+      const token = m[0].replace(/\.+$/, '')
+      const leaves = token.startsWith('../') && resolveIn(file, token) === undefined
+      if (!leaves && !/\.md$/i.test(token)) continue
+      // Compiled code runs from dist/, one level deeper, and resolves its paths from there.
+      const candidates = [resolveIn(file, token), resolveIn(`dist/${file}`, token), resolveIn('', token.replace(/^\/+/, ''))]
+      if (candidates.some((c) => c !== undefined && exists(c))) continue
+      problems.push({ file, line: i + 1, message: `refers to "${token}", which is not in the repository` })
     }
   })
   return problems
@@ -160,24 +148,25 @@ function readText(file: string): string | undefined {
 }
 
 describe('the scanners', () => {
-  const exists = existsIn(['README.md', 'docs/benchmarks.md', 'docs/ARCHITECTURE.md', 'coordinator/sync/README.md'])
+  const exists = existsIn(['README.md', 'docs/benchmarks.md', 'docs/DESIGN.md', 'coordinator/sync/README.md'])
 
   it('flag mentions of outside documents, naming file and line', () => {
-    const text = 'intro\nits rule: reference `peers-and-user-pains.md` H33).\nsee ../shared/STYLE.md and ARCHITECTURE.md.\n'
+    const text = 'intro\nits rule: reference `team-pains.md` H33).\nsee ../notes/GUIDE.md and DESIGN.md.\n'
     expect(show(outsideReferences('coordinator/sync/README.md', text, exists))).toEqual([
-      'coordinator/sync/README.md:2: refers to "peers-and-user-pains.md", which is not in the repository',
-      'coordinator/sync/README.md:3: refers to "../shared/STYLE.md", which is not in the repository',
-      'coordinator/sync/README.md:3: refers to "ARCHITECTURE.md", which is not in the repository',
+      'coordinator/sync/README.md:2: refers to "team-pains.md", which is not in the repository',
+      'coordinator/sync/README.md:3: refers to "../notes/GUIDE.md", which is not in the repository',
+      'coordinator/sync/README.md:3: refers to "DESIGN.md", which is not in the repository',
     ])
-    expect(show(outsideReferences('x.ts', ' * memory (peers-and-user-pains §C11-C15)', exists))).toEqual([
-      'x.ts:1: refers to "peers-and-user-pains", which is not in the repository',
+    expect(show(outsideReferences('x.ts', ' * memory (../../../notes/pains §C11-C15)', exists))).toEqual([
+      'x.ts:1: refers to "../../../notes/pains", which is not in the repository',
     ])
   })
 
-  it('accept a mention of a document the repository holds', () => {
-    expect(outsideReferences('README.md', 'see docs/ARCHITECTURE.md.', exists)).toEqual([])
-    expect(outsideReferences('docs/benchmarks.md', 'see [it](ARCHITECTURE.md)', exists)).toEqual([])
-    expect(outsideReferences('coordinator/sync/README.md', 'see ../../docs/ARCHITECTURE.md', exists)).toEqual([])
+  it('accept a mention of a document the repository holds, and relative paths inside it', () => {
+    expect(outsideReferences('README.md', 'see docs/DESIGN.md.', exists)).toEqual([])
+    expect(outsideReferences('docs/benchmarks.md', 'see [it](DESIGN.md)', exists)).toEqual([])
+    expect(outsideReferences('coordinator/sync/README.md', 'see ../../docs/DESIGN.md', exists)).toEqual([])
+    expect(outsideReferences('coordinator/sync/x.ts', "import { a } from '../core/a.js'", exists)).toEqual([])
   })
 
   it('flag relative links to missing files and leave URLs, anchors and code alone', () => {
