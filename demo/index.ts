@@ -178,7 +178,7 @@ function refuseIfRunning(dir: string): void {
       acquireDaemonLock(dataDir, () => runningPid(dataDir)).release()
     } catch (err) {
       if (!(err instanceof DataDirInUseError)) throw err
-      fail(`${dir} is in use by a running demo (its ${sub} is ${runningPid(dataDir)}); stop that demo first, or give another --data-dir`)
+      fail(`${dir} is in use by a running demo (its ${sub} is ${err.holder}); stop that demo first, or give another --data-dir`)
     }
   }
 }

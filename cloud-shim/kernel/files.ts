@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { InvalidArgumentError } from '../../coordinator/core/errors.js'
 import type { Logger } from '../../coordinator/core/log.js'
 import type { ListenAddress } from '../../coordinator/broker/index.js'
+import { describeHolder } from '../../coordinator/store/index.js'
 import { caFiles, checkCa, defaultServerHosts, initCa, readCa, type KeyPairPem } from '../../coordinator/pki/index.js'
 import { createWebGuard, serverNames, type WebGuard } from '../../coordinator/core/web.js'
 import { withoutCredentials } from '../bus/index.js'
@@ -38,8 +39,7 @@ export function describeRunning(dataDir: string): string {
   try {
     const file = readEndpointsFile(dataDir)
     if (file === undefined) return 'another cloud shim (it has not written its endpoints yet)'
-    const listening = Object.entries(file.endpoints).map(([name, a]) => `${name} ${a.host}:${a.port}`)
-    return `pid ${file.pid}${listening.length > 0 ? ` (${listening.join(', ')})` : ''}`
+    return describeHolder(file.pid, file.endpoints)
   } catch {
     return 'another cloud shim (its endpoints file does not parse)'
   }

@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../core/clock.js'
 import { K, type Logger } from '../core/log.js'
 import { ConfigError } from '../core/errors.js'
 import { anonymousLoopbackAllowed, isLoopbackHost, type CoordinatorConfig } from '../config/index.js'
-import { acquireDaemonLock, openDatabase, prepareDataDir, DeviceStore, ShadowStore, createBrokerPersistence, type DaemonLock, type Db, type SqliteBrokerPersistence } from '../store/index.js'
+import { acquireDaemonLock, describeHolder, openDatabase, prepareDataDir, DeviceStore, ShadowStore, createBrokerPersistence, type DaemonLock, type Db, type SqliteBrokerPersistence } from '../store/index.js'
 import { caFiles, checkCa, defaultServerHosts, initCa, readCa, readServer } from '../pki/ca-files.js'
 import { ensureApiToken } from '../pki/api-token.js'
 import { refusalCounter } from '../core/web.js'
@@ -37,8 +37,7 @@ export const endpointsFile = (dataDir: string): string => join(dataDir, 'endpoin
 function describeRunning(dataDir: string): string {
   try {
     const { pid, endpoints } = JSON.parse(readFileSync(endpointsFile(dataDir), 'utf8')) as EndpointsFile
-    const listening = Object.entries(endpoints).map(([name, a]) => `${name} ${a.host}:${a.port}`)
-    return `pid ${pid}${listening.length > 0 ? ` (${listening.join(', ')})` : ''}`
+    return describeHolder(pid, endpoints)
   } catch {
     return 'another daemon (it has not written its endpoints yet)'
   }
@@ -191,8 +190,8 @@ export class Coordinator {
     const handle = broker.handle
     const bounds = broker.listenerBounds()
     if (listeners.mqtt !== null) this.#add(await listenTcp(listeners.mqtt, handle))
+    const files = caFiles(dataDir)
     if (listeners.mqtts !== null) {
-      const files = caFiles(dataDir)
       if (!checkCa(files) || !existsSync(files.serverCert)) {
         const hosts = defaultServerHosts([listeners.mqtts.host, ...auth.serverCertHosts])
         await initCa(files, hosts)
@@ -201,8 +200,8 @@ export class Coordinator {
       const server = readServer(files)
       this.#caPem = readCa(files).certPem
       this.#add(await listenTls(listeners.mqtts, { certPem: server.certPem, keyPem: server.keyPem, caPem: this.#caPem }, handle, bounds))
-    } else if (checkCa(caFiles(dataDir))) {
-      this.#caPem = readCa(caFiles(dataDir)).certPem
+    } else if (checkCa(files)) {
+      this.#caPem = readCa(files).certPem
     }
     const web = coordinatorWebGuard(this.#config)
     if (listeners.ws !== null) {

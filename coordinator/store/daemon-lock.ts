@@ -5,13 +5,19 @@ import { CoordinatorError } from '../core/errors.js'
 /** Another daemon holds the data directory: starting too would interleave two writers' state. */
 export class DataDirInUseError extends CoordinatorError {
   readonly code = 'COORD_DATA_DIR_IN_USE' as const
-  constructor(readonly dataDir: string, holder: string) {
+  constructor(readonly dataDir: string, readonly holder: string) {
     super(`data dir ${dataDir} is in use by ${holder}; stop it first, or start with another --data-dir`)
   }
 }
 
 export interface DaemonLock {
   release(): void
+}
+
+/** "pid 1234 (mqtt 127.0.0.1:1883, http 127.0.0.1:8087)": a running daemon as its endpoints file describes it. */
+export function describeHolder(pid: number, endpoints: Readonly<Record<string, { host: string; port: number } | undefined>>): string {
+  const listening = Object.entries(endpoints).flatMap(([name, a]) => (a === undefined ? [] : [`${name} ${a.host}:${a.port}`]))
+  return `pid ${pid}${listening.length > 0 ? ` (${listening.join(', ')})` : ''}`
 }
 
 export const daemonLockFile = (dataDir: string): string => join(dataDir, 'daemon.lock')
